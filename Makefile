@@ -1,0 +1,63 @@
+# The two commands that matter: `make run` and `make test` (see README.md).
+# Everything else is a step they use, or a tool for developers.
+
+PYTHON_VERSION := 3.10
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) 2>/dev/null || echo python$(PYTHON_VERSION))
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(PY) -m rasa
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install train shell eval bench-nlu validate lint format unit stories clean
+
+run: $(STAMP)
+	$(PY) -m bot.launcher run
+
+# install: create .venv with Python 3.10 and install the pinned dependencies
+$(STAMP): pyproject.toml
+	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Python $(PYTHON_VERSION) is needed (pyenv install $(PYTHON_VERSION), or: uv python install $(PYTHON_VERSION))"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip<25" wheel
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m bot.launcher train
+
+shell: $(STAMP)
+	$(PY) -m bot.launcher shell
+
+validate: $(STAMP)
+	$(RASA) data validate --fail-on-warnings --domain domain.yml --data data/nlu data/rules data/stories --config config.yml
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+
+stories: $(STAMP)
+	$(PY) -m bot.launcher test-stories
+
+test: $(STAMP)
+	$(PY) -m bot.launcher train
+	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory stories
+
+eval: $(STAMP)
+	$(PY) -m bot.launcher eval
+
+bench-nlu: $(STAMP)
+	$(PY) benchmarks/nlu_benchmark.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check bot actions tests benchmarks
+	$(PY) -m ruff format --check bot actions tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format bot actions tests benchmarks
+	$(PY) -m ruff check --fix bot actions tests benchmarks
+
+clean:
+	rm -rf results .pytest_cache

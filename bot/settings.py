@@ -1,0 +1,128 @@
+"""The one place where configuration is read.
+
+Every setting comes from an environment variable with a development default, so
+`make run` works on a fresh machine and production only sets variables.
+Secrets have no committed value: where one is needed and unset, a development
+value is generated or the feature stays off.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+DEV_WECHAT_TOKEN = "neighbourhood-dev-token"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value
+
+
+def _int_env(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def resolve_sqlite_url(url: str) -> str:
+    """Make a relative SQLite path relative to the project root, not the cwd.
+
+    `sqlite:///var/x.db` would otherwise point somewhere else for every
+    process started from another directory (tests, the action server).
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        path = url[len(prefix) :]
+        if path and path != ":memory:" and not path.startswith(":"):
+            return prefix + str(PROJECT_ROOT / path)
+    return url
+
+
+def default_tracker_url(database_url: str) -> str:
+    """Where Rasa's conversation log goes when TRACKER_DATABASE_URL is unset.
+
+    On a database server it is the same database as the tickets. With SQLite it
+    is a file of its own beside the tickets' file: Rasa writes on every message
+    with its own engine (no WAL, no busy timeout), and keeping it apart means
+    it never holds the lock that a ticket is waiting for.
+    """
+    if database_url.startswith("sqlite:///"):
+        path = Path(database_url[len("sqlite:///") :])
+        if str(path) not in ("", ":memory:"):
+            return "sqlite:///" + str(path.with_name("conversations.db"))
+    return database_url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    tracker_database_url: str
+    rasa_port: int
+    actions_port: int
+    web_port: int
+    rasa_url: str
+    wechat_token: str
+    wechat_appid: str | None
+    wechat_aes_key: str | None
+    wechat_app_secret: str | None
+    wechat_api_base: str
+    wecom_api_base: str
+    admin_password: str | None
+    taxonomy_path: Path
+    grid_directory_path: Path
+    timezone: str
+    escalation_interval_seconds: int
+    extra: dict[str, str] = field(default_factory=dict)
+    # WeChat channel: seconds to wait for the assistant before answering `success` and
+    # pushing the answer later (WeChat gives up at 5 s); the EncodingAESKey in force
+    # before a key rotation, still tried when decrypting.
+    wechat_reply_deadline_seconds: float = 4.0
+    wechat_aes_key_previous: str | None = None
+
+    @property
+    def wechat_safe_mode(self) -> bool:
+        return bool(self.wechat_appid and self.wechat_aes_key)
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment (uncached; see `get_settings`)."""
+    rasa_port = _int_env("RASA_PORT", 5005)
+    database_url = resolve_sqlite_url(_env("DATABASE_URL", "sqlite:///var/neighbourhood.db") or "")
+    return Settings(
+        database_url=database_url,
+        tracker_database_url=resolve_sqlite_url(
+            _env("TRACKER_DATABASE_URL", default_tracker_url(database_url)) or ""
+        ),
+        rasa_port=rasa_port,
+        actions_port=_int_env("ACTIONS_PORT", 5055),
+        web_port=_int_env("WEB_PORT", 8080),
+        rasa_url=_env("RASA_URL", f"http://127.0.0.1:{rasa_port}") or "",
+        wechat_token=_env("WECHAT_TOKEN", DEV_WECHAT_TOKEN) or DEV_WECHAT_TOKEN,
+        wechat_appid=_env("WECHAT_APPID"),
+        wechat_aes_key=_env("WECHAT_AES_KEY"),
+        wechat_app_secret=_env("WECHAT_APP_SECRET"),
+        wechat_api_base=(_env("WECHAT_API_BASE", "https://api.weixin.qq.com") or "").rstrip("/"),
+        wecom_api_base=(_env("WECOM_API_BASE", "https://qyapi.weixin.qq.com") or "").rstrip("/"),
+        admin_password=_env("ADMIN_PASSWORD"),
+        taxonomy_path=Path(_env("TAXONOMY_PATH", str(PROJECT_ROOT / "data" / "taxonomy.yml"))),
+        grid_directory_path=Path(
+            _env("GRID_DIRECTORY", str(PROJECT_ROOT / "data" / "grids" / "jinan-demo.yml"))
+        ),
+        timezone=_env("TZ_NAME", "Asia/Shanghai") or "Asia/Shanghai",
+        escalation_interval_seconds=_int_env("ESCALATION_INTERVAL_SECONDS", 300),
+        wechat_reply_deadline_seconds=float(_env("WECHAT_REPLY_DEADLINE_SECONDS", "4.0") or 4.0),
+        wechat_aes_key_previous=_env("WECHAT_AES_KEY_PREVIOUS"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return load_settings()
