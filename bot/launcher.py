@@ -1,0 +1,309 @@
+"""Train when needed and start the assistant's processes (`make run`).
+
+A model is named after the fingerprint of everything it is trained from
+(training data, domain, config, our NLU component). "Is the model stale?" is
+then one file lookup, and a model on disk always says what it was built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.settings import DEV_WECHAT_TOKEN, PROJECT_ROOT, Settings, get_settings
+
+MODELS_DIR = PROJECT_ROOT / "models"
+
+# What a trained model depends on; a change to any of it means a new model.
+TRAINING_INPUTS = (
+    "config.yml",
+    "domain.yml",
+    "data/nlu",
+    "data/rules",
+    "data/stories",
+    "data/dict",
+    "bot/nlu",
+)
+
+
+# Only these folders hold Rasa training data (data/ also holds the taxonomy and
+# the grid directory, which Rasa must not try to read).
+TRAINING_DATA = ("data/nlu", "data/rules", "data/stories")
+
+
+def _input_files(root: Path, inputs: Iterable[str]) -> list[Path]:
+    files: list[Path] = []
+    for entry in inputs:
+        path = root / entry
+        if path.is_dir():
+            files.extend(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+        elif path.is_file():
+            files.append(path)
+    return sorted(files)
+
+
+def training_fingerprint(root: Path = PROJECT_ROOT, inputs: Iterable[str] = TRAINING_INPUTS) -> str:
+    """SHA-256 over the relative paths and contents of the training inputs."""
+    digest = hashlib.sha256()
+    for file in _input_files(root, inputs):
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(b"\0")
+        digest.update(file.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_path(fingerprint: str, models_dir: Path = MODELS_DIR) -> Path:
+    return models_dir / f"model-{fingerprint}.tar.gz"
+
+
+def rasa_command(*args: str) -> list[str]:
+    """The rasa CLI of this virtual environment."""
+    return [sys.executable, "-m", "rasa", *args]
+
+
+def ensure_model(force: bool = False, models_dir: Path = MODELS_DIR) -> Path:
+    """Return the model for the current inputs, training it first if missing."""
+    fingerprint = training_fingerprint()
+    target = model_path(fingerprint, models_dir)
+    if target.exists() and not force:
+        return target
+    print(f"Training model {target.name} (data, domain or config changed) ...", flush=True)
+    started = time.monotonic()
+    subprocess.run(
+        rasa_command(
+            "train",
+            "--config", "config.yml",
+            "--domain", "domain.yml",
+            "--data", *TRAINING_DATA,
+            "--out", str(models_dir),
+            "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+        ),
+        cwd=PROJECT_ROOT,
+        env=rasa_environment(get_settings()),
+        check=True,
+    )
+    print(f"Trained in {time.monotonic() - started:.0f} s: {target}", flush=True)
+    return target
+
+
+def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for Rasa processes: every `${VAR}` its YAML files read.
+
+    Rasa refuses unset variables, so each gets its value from the settings
+    (environment first, development default otherwise).
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault("PYTHONPATH", str(PROJECT_ROOT))
+    env.update(
+        {
+            "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{settings.actions_port}/webhook",
+            "TRACKER_DATABASE_URL": settings.tracker_database_url,
+            "WECHAT_TOKEN": settings.wechat_token,
+            "WECHAT_APPID": settings.wechat_appid or "",
+            "WECHAT_AES_KEY": settings.wechat_aes_key or "",
+            "WECHAT_APP_SECRET": settings.wechat_app_secret or "",
+            "WECHAT_API_BASE": settings.wechat_api_base,
+            "DATABASE_URL": settings.database_url,
+            "REDIS_HOST": env.get("REDIS_HOST", "127.0.0.1"),
+            "REDIS_PORT": env.get("REDIS_PORT", "6379"),
+            "REDIS_DB": env.get("REDIS_DB", "0"),
+            # TensorFlow's start-up chatter hides the lines that matter
+            "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        }
+    )
+    return env
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    process: subprocess.Popen | None = None
+
+
+def services(settings: Settings, model: Path, endpoints: str | None = None) -> list[Service]:
+    endpoints = endpoints or os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
+    return [
+        Service(
+            "actions",
+            rasa_command("run", "actions", "--actions", "actions", "--port", str(settings.actions_port)),
+            f"http://127.0.0.1:{settings.actions_port}/health",
+        ),
+        Service(
+            "rasa",
+            rasa_command(
+                "run",
+                "--model", str(model),
+                "--endpoints", endpoints,
+                "--credentials", "credentials.yml",
+                "--port", str(settings.rasa_port),
+                "--enable-api",
+                *(["--auth-token", os.environ["RASA_AUTH_TOKEN"]] if os.environ.get("RASA_AUTH_TOKEN") else []),
+            ),
+            f"http://127.0.0.1:{settings.rasa_port}/",
+        ),
+    ]
+
+
+def wait_healthy(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers 200; fail early when the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy within {timeout:.0f} s")
+
+
+def start(all_services: list[Service], env: Mapping[str, str], timeout: float = 180) -> None:
+    for service in all_services:
+        service.process = subprocess.Popen(service.command, cwd=PROJECT_ROOT, env=dict(env))
+    for service in all_services:
+        wait_healthy(service.health_url, timeout, service.process)
+
+
+def stop(all_services: list[Service]) -> None:
+    for service in all_services:
+        if service.process and service.process.poll() is None:
+            service.process.send_signal(signal.SIGINT)
+    for service in all_services:
+        if service.process:
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+
+
+def run() -> int:
+    """`make run`: prepare everything, start all processes, stop them on Ctrl-C."""
+    settings = get_settings()
+    (PROJECT_ROOT / "var").mkdir(exist_ok=True)
+    model = ensure_model()
+    all_services = services(settings, model)
+    env = rasa_environment(settings)
+    try:
+        start(all_services, env)
+        token_note = " (development token)" if settings.wechat_token == DEV_WECHAT_TOKEN else ""
+        print(
+            "\nThe neighbourhood assistant is running:\n"
+            f"  Rasa server      http://127.0.0.1:{settings.rasa_port}/\n"
+            f"  WeChat webhook   http://127.0.0.1:{settings.rasa_port}/webhooks/wechat/webhook"
+            f"  token: {settings.wechat_token}{token_note}\n"
+            f"  REST channel     http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
+            f"  action server    http://127.0.0.1:{settings.actions_port}/health\n"
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while all(s.process and s.process.poll() is None for s in all_services):
+            time.sleep(1)
+        print("A process stopped; stopping the others.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(all_services)
+
+
+def shell() -> int:
+    """`make shell`: chat in the terminal, with the action server running."""
+    settings = get_settings()
+    model = ensure_model()
+    actions = services(settings, model)[0]
+    env = rasa_environment(settings)
+    try:
+        start([actions], env)
+        return subprocess.run(
+            rasa_command("shell", "--model", str(model), "--endpoints", "endpoints.yml"),
+            cwd=PROJECT_ROOT,
+            env=env,
+        ).returncode
+    finally:
+        stop([actions])
+
+
+def test_stories() -> int:
+    """End-to-end test stories (tests/stories): NLU and dialogue together."""
+    model = ensure_model()
+    return subprocess.run(
+        rasa_command(
+            "test", "core",
+            "--model", str(model),
+            "--stories", "tests/stories",
+            "--out", "results/stories",
+            "--fail-on-prediction-errors",
+        ),
+        cwd=PROJECT_ROOT,
+        env=rasa_environment(get_settings()),
+    ).returncode
+
+
+def evaluate(folds: int = 5) -> int:
+    """`make eval`: k-fold cross-validation of the NLU pipeline."""
+    import json
+
+    out = PROJECT_ROOT / "results" / "cross-validation"
+    completed = subprocess.run(
+        rasa_command(
+            "test", "nlu",
+            "--nlu", "data/nlu",
+            "--config", "config.yml",
+            "--cross-validation", "--folds", str(folds),
+            "--out", str(out),
+        ),
+        cwd=PROJECT_ROOT,
+        env=rasa_environment(get_settings()),
+    )
+    if completed.returncode != 0:
+        return completed.returncode
+    report = json.loads((out / "DIETClassifier_report.json").read_text(encoding="utf-8"))
+    print(f"\n{folds}-fold cross-validation of config.yml on data/nlu (test folds):")
+    print(f"  accuracy  {report['accuracy']:.3f}")
+    print(f"  macro F1  {report['macro avg']['f1-score']:.3f}")
+    print(f"  reports   {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "run"
+    if command == "run":
+        return run()
+    if command == "train":
+        ensure_model(force="--force" in argv)
+        return 0
+    if command == "shell":
+        return shell()
+    if command == "test-stories":
+        return test_stories()
+    if command == "eval":
+        return evaluate()
+    if command == "model-path":
+        print(ensure_model())
+        return 0
+    print("usage: python -m bot.launcher [run|train [--force]|shell|eval|test-stories|model-path]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
