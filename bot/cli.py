@@ -1,0 +1,279 @@
+"""Command line: `python -m bot COMMAND ...` (run from the repository root).
+
+Adding a command: write a function that configures its argparse parser and
+sets `handler`, and decorate it with `@command(name, help)`:
+
+    @command("hello", "say hello")
+    def _hello(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name")
+        p.set_defaults(handler=lambda args: print("hello", args.name) or 0)
+
+Commands living in other modules register the same way; list the module in
+COMMAND_MODULES so it is imported before the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from bot.settings import get_settings
+
+Setup = Callable[[argparse.ArgumentParser], None]
+
+_COMMANDS: dict[str, tuple[str, Setup]] = {}
+
+# Modules that register further commands with @command (imported lazily).
+COMMAND_MODULES: tuple[str, ...] = ("bot.channels.wechat_cli",)
+
+
+def command(name: str, help: str) -> Callable[[Setup], Setup]:
+    """Register a top-level subcommand (see module docstring)."""
+
+    def register(setup: Setup) -> Setup:
+        if name in _COMMANDS:
+            raise ValueError(f"command {name!r} registered twice")
+        _COMMANDS[name] = (help, setup)
+        return setup
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="邻里助手 / neighbourhood assistant"
+    )
+    parser.add_argument(
+        "--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/neighbourhood.db)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, setup) in sorted(_COMMANDS.items()):
+        setup(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _engine(args: argparse.Namespace, migrate: bool = True) -> Engine:
+    """The database of this run, migrated to head first (idempotent, fast at head)."""
+    from bot.store.db import make_engine
+    from bot.store.migrate import upgrade_to_head
+
+    engine = make_engine(args.database_url or get_settings().database_url)
+    if migrate:
+        upgrade_to_head(engine)
+    return engine
+
+
+def _print_changes(changes: list, dry_run: bool = False) -> None:
+    if not changes:
+        print("没有变化 / no changes: the database already matches the file")
+        return
+    tally = Tally((c.action, c.kind) for c in changes)
+    summary = ", ".join(f"{action} {n} {kind}" for (action, kind), n in sorted(tally.items()))
+    print(("would " if dry_run else "") + f"apply {len(changes)} changes: {summary}")
+    for change in changes:
+        print(f"  {change}")
+
+
+# -- grids -------------------------------------------------------------------
+
+
+@command("grids", "grid directory (import a YAML file)")
+def _grids(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="grids_command", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="validate and load a grid directory file")
+    imp.add_argument("file")
+    imp.add_argument("--dry-run", action="store_true", help="only show what would change")
+    imp.set_defaults(handler=_grids_import)
+
+
+def _grids_import(args: argparse.Namespace) -> int:
+    from bot.routing.directory import (
+        DirectoryError,
+        apply_directory,
+        diff_directory,
+        load_directory_file,
+    )
+    from bot.store.db import session_scope
+
+    try:
+        directory = load_directory_file(args.file)
+    except DirectoryError as exc:
+        print(f"{args.file}: not imported, nothing changed.", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    engine = _engine(args)
+    try:
+        with session_scope(engine) as session:
+            if args.dry_run:
+                changes = diff_directory(session, directory)
+            else:
+                changes = apply_directory(session, directory)
+    finally:
+        engine.dispose()
+    _print_changes(changes, dry_run=args.dry_run)
+    return 0
+
+
+# -- locate ------------------------------------------------------------------
+
+
+@command("locate", "print where an address or a location belongs, as one JSON object")
+def _locate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", nargs="?", help="an address as residents type it")
+    p.add_argument("--point", metavar="LAT,LON", help="a location instead of text")
+    p.add_argument(
+        "--directory", metavar="FILE", help="use this directory file instead of the database"
+    )
+    p.set_defaults(handler=_locate_run)
+
+
+def _parse_point(value: str) -> tuple[float, float]:
+    try:
+        lat_s, lon_s = value.replace("，", ",").split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--point wants LAT,LON, not {value!r}") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise argparse.ArgumentTypeError(f"not a location: {value!r}")
+    return lat, lon
+
+
+def _locate_run(args: argparse.Namespace) -> int:
+    from bot.routing.directory import DirectoryError, load_directory_file
+    from bot.routing.locator import Locator, get_locator
+    from bot.store.db import session_scope
+
+    if (args.text is None) == (args.point is None):
+        print("give either TEXT or --point LAT,LON", file=sys.stderr)
+        return 2
+    try:
+        point = _parse_point(args.point) if args.point is not None else None
+    except argparse.ArgumentTypeError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    if args.directory:
+        try:
+            locator = Locator.from_directory(load_directory_file(args.directory))
+        except DirectoryError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    else:
+        engine = _engine(args)
+        try:
+            with session_scope(engine, readonly=True) as session:
+                locator = get_locator(session)
+        finally:
+            engine.dispose()
+    located = locator.locate_point(*point) if point else locator.locate_text(args.text)
+    print(json.dumps(located.as_dict(), ensure_ascii=False))
+    return 0
+
+
+# -- escalate ----------------------------------------------------------------
+
+
+@command("escalate", "escalate overdue tickets one level (grid -> community -> street)")
+def _escalate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="keep running, once every SECONDS (default: run once)",
+    )
+    p.set_defaults(handler=_escalate_run)
+
+
+def _escalate_run(args: argparse.Namespace) -> int:
+    from bot.store.db import session_scope
+    from bot.tickets.service import escalate_overdue
+
+    tz = ZoneInfo(get_settings().timezone)
+    engine = _engine(args)
+    try:
+        while True:
+            with session_scope(engine) as session:
+                done = escalate_overdue(session)
+            if not done and not args.every:
+                print("没有超时工单 / nothing overdue")
+            for e in done:
+                due = e.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                print(f"{e.number}: {e.from_level} -> {e.to_level} ({e.reason}; 新时限 {due})")
+            sys.stdout.flush()
+            if not args.every:
+                return 0
+            time.sleep(args.every)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.dispose()
+
+
+# -- db ----------------------------------------------------------------------
+
+
+@command("db", "database schema")
+def _db(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = sub.add_parser("upgrade", help="migrate the database to the newest schema")
+    up.set_defaults(handler=_db_upgrade)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    engine.dispose()
+    print(f"database at head: {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+# -- demo-load ---------------------------------------------------------------
+
+
+@command("demo-load", "load the demo grid directory if the database has no communities")
+def _demo_load(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--file", help="directory file (default: GRID_DIRECTORY setting)")
+    p.set_defaults(handler=_demo_load_run)
+
+
+def _demo_load_run(args: argparse.Namespace) -> int:
+    from bot.routing.directory import DirectoryError, apply_directory, load_directory_file
+    from bot.store.db import session_scope
+    from bot.store.models import Community
+
+    path = args.file or str(get_settings().grid_directory_path)
+    engine = _engine(args)
+    try:
+        with session_scope(engine) as session:
+            if session.execute(select(func.count(Community.id))).scalar_one():
+                print("directory already loaded; demo not loaded")
+                return 0
+            try:
+                changes = apply_directory(session, load_directory_file(path))
+            except DirectoryError as exc:
+                print(exc, file=sys.stderr)
+                return 2
+    finally:
+        engine.dispose()
+    print(f"loaded demo directory {path}")
+    _print_changes(changes)
+    return 0

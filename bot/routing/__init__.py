@@ -1,0 +1,1 @@
+"""Where a matter goes: address parsing, grid lookup and routing rules."""

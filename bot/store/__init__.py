@@ -1,0 +1,1 @@
+"""Persistence: engine/session helpers, the ORM models and the migrations."""

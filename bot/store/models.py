@@ -1,0 +1,346 @@
+"""The ORM models: the grid directory, residents and tickets.
+
+Times: every timestamp column is `UTCDateTime`. The database holds naive UTC
+(`timestamp without time zone`, the same on SQLite and PostgreSQL, so ordering
+and comparisons in SQL behave alike); Python always sees timezone-aware UTC
+datetimes, and naive datetimes are refused on the way in so that a local time
+can never be stored by mistake. Local time (Asia/Shanghai) is only used for
+display and for the date in ticket numbers.
+
+The initial Alembic migration (bot/store/migrations/versions/0001_initial.py)
+is written to match these models; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import Session, declarative_base, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+Base = declarative_base(metadata=metadata)
+
+TICKET_STATUSES = ("open", "accepted", "resolved", "closed", "cancelled", "escalated")
+LEVELS = ("grid", "community", "street")
+EVENT_TYPES = (
+    "created",
+    "assigned",
+    "accepted",
+    "note",
+    "resolved",
+    "cancelled",
+    "escalated",
+    "reopened",
+    "transferred",
+    "closed",
+)
+WORKER_ROLES = ("grid_worker", "community_staff", "admin")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(now: datetime | None) -> datetime:
+    """`now`, or the current UTC time; naive datetimes are refused (ambiguous)."""
+    if now is None:
+        return utcnow()
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass a timezone-aware datetime")
+    return now
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC in Python, naive UTC in the database (see module docstring)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=timezone.utc)
+
+
+class TimestampMixin:
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+    updated_at = Column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Street(TimestampMixin, Base):
+    """A street office (街道): the last escalation level."""
+
+    __tablename__ = "streets"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False, unique=True)
+    office_name = Column(String(200), nullable=True)
+    office_phone = Column(String(50), nullable=True)
+
+    communities = relationship("Community", back_populates="street")
+
+
+class Community(TimestampMixin, Base):
+    """A community (社区); its residents' committee office handles community-level matters."""
+
+    __tablename__ = "communities"
+
+    id = Column(Integer, primary_key=True)
+    street_id = Column(ForeignKey("streets.id"), nullable=True)
+    name = Column(String(100), nullable=False, unique=True)
+    aliases = Column(JSON, nullable=False, default=list)  # list[str], what residents type
+    office_name = Column(String(200), nullable=True)
+    office_phone = Column(String(50), nullable=True)
+    wecom_webhook_key = Column(String(200), nullable=True)
+    # False once the community disappears from the directory file.
+    active = Column(Boolean, nullable=False, default=True)
+
+    street = relationship("Street", back_populates="communities")
+    grids = relationship("Grid", back_populates="community")
+
+
+class Worker(TimestampMixin, Base):
+    """A person who handles tickets (grid worker, community staff or admin)."""
+
+    __tablename__ = "workers"
+    __table_args__ = (CheckConstraint(_in_list("role", WORKER_ROLES), name="role"),)
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False)
+    # The directory identifies workers by phone; NULLs are allowed and distinct.
+    phone = Column(String(50), nullable=True, unique=True)
+    wecom_userid = Column(String(100), nullable=True)
+    role = Column(String(20), nullable=False, default="grid_worker")
+    community_id = Column(ForeignKey("communities.id"), nullable=True)  # community staff
+    password_hash = Column(String(255), nullable=True)  # set by the web app
+    active = Column(Boolean, nullable=False, default=True)
+
+
+class Grid(TimestampMixin, Base):
+    """A grid cell (网格) of a community, with its grid worker."""
+
+    __tablename__ = "grids"
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(32), nullable=False, unique=True)
+    name = Column(String(100), nullable=False)
+    households = Column(Integer, nullable=True)
+    community_id = Column(ForeignKey("communities.id"), nullable=False, index=True)
+    worker_id = Column(ForeignKey("workers.id"), nullable=True)
+    wecom_webhook_key = Column(String(200), nullable=True)
+    polygon = Column(JSON, nullable=True)  # [[lon, lat], ...] WGS-84
+    # Grids are never deleted (tickets refer to them); a grid missing from
+    # the directory file is only deactivated.
+    active = Column(Boolean, nullable=False, default=True)
+
+    community = relationship("Community", back_populates="grids")
+    worker = relationship("Worker")
+
+
+class GridBuilding(Base):
+    """Which grid a building of a community belongs to (ranges expanded)."""
+
+    __tablename__ = "grid_buildings"
+    __table_args__ = (UniqueConstraint("community_id", "building"),)
+
+    id = Column(Integer, primary_key=True)
+    community_id = Column(ForeignKey("communities.id"), nullable=False)
+    building = Column(Integer, nullable=False)
+    grid_id = Column(ForeignKey("grids.id"), nullable=False, index=True)
+
+    grid = relationship("Grid")
+
+
+class Resident(TimestampMixin, Base):
+    """A messenger user and the address they told us (to avoid asking twice)."""
+
+    __tablename__ = "residents"
+
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False, unique=True)  # messenger user id
+    channel = Column(String(32), nullable=True)
+    community_id = Column(ForeignKey("communities.id"), nullable=True)
+    building = Column(Integer, nullable=True)
+    unit = Column(String(16), nullable=True)
+    room = Column(String(16), nullable=True)
+    grid_id = Column(ForeignKey("grids.id"), nullable=True)
+    last_lat = Column(Float, nullable=True)
+    last_lon = Column(Float, nullable=True)
+    located_at = Column(UTCDateTime(), nullable=True)
+
+    community = relationship("Community")
+    grid = relationship("Grid")
+
+
+class Counter(Base):
+    """Named counters, updated inside the caller's transaction.
+
+    `ticket:YYYYMMDD` holds the last ticket sequence of a local day;
+    `directory_revision` changes whenever the grid directory changes.
+    """
+
+    __tablename__ = "counters"
+
+    name = Column(String(64), primary_key=True)
+    value = Column(BigInteger, nullable=False, default=0)
+
+
+class Ticket(TimestampMixin, Base):
+    """One matter reported by a resident, routed to a grid or a community."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # Exactly once: a message redelivered by the messenger finds its ticket.
+        UniqueConstraint("sender_id", "message_id", name="uq_tickets_sender_message"),
+        CheckConstraint(_in_list("status", TICKET_STATUSES), name="status"),
+        CheckConstraint(_in_list("level", LEVELS), name="level"),
+        Index("ix_tickets_sender_status", "sender_id", "status"),
+        Index("ix_tickets_grid_status_due", "grid_id", "status", "due_at"),
+        Index("ix_tickets_status_due", "status", "due_at"),
+        Index("ix_tickets_community_status", "community_id", "status"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    number = Column(String(32), nullable=False, unique=True)  # 20261127-0007
+    category_code = Column(String(32), nullable=False)
+    kind = Column(String(16), nullable=False)
+    description = Column(Text, nullable=False, default="")
+    original_text = Column(Text, nullable=True)
+
+    community_id = Column(ForeignKey("communities.id"), nullable=True)
+    building = Column(Integer, nullable=True)
+    unit = Column(String(16), nullable=True)
+    room = Column(String(16), nullable=True)
+    address_text = Column(Text, nullable=True)
+    lat = Column(Float, nullable=True)
+    lon = Column(Float, nullable=True)
+
+    grid_id = Column(ForeignKey("grids.id"), nullable=True)
+    level = Column(String(16), nullable=False, default="grid")
+    assignee_id = Column(ForeignKey("workers.id"), nullable=True)
+    routing_reason = Column(Text, nullable=True)  # where it went and why
+
+    status = Column(String(16), nullable=False, default="open")
+    due_at = Column(UTCDateTime(), nullable=True)
+
+    channel = Column(String(32), nullable=True)
+    sender_id = Column(String(128), nullable=False)
+    message_id = Column(String(128), nullable=True)
+    photos = Column(JSON, nullable=False, default=list)  # list[str]: media ids or URLs
+
+    # Optimistic locking: two processes changing the same ticket at once
+    # (e.g. the escalation job and a worker) cannot both win.
+    version = Column(Integer, nullable=False, default=1)
+
+    community = relationship("Community")
+    grid = relationship("Grid")
+    assignee = relationship("Worker")
+    events = relationship(
+        "TicketEvent",
+        back_populates="ticket",
+        order_by="(TicketEvent.at, TicketEvent.id)",
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def __repr__(self) -> str:
+        return f"<Ticket {self.number} {self.status} {self.level}>"
+
+
+class TicketEvent(Base):
+    """Append-only history of a ticket."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (
+        CheckConstraint(_in_list("type", EVENT_TYPES), name="type"),
+        Index("ix_ticket_events_ticket", "ticket_id", "at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(ForeignKey("tickets.id"), nullable=False)
+    type = Column(String(16), nullable=False)
+    actor = Column(String(128), nullable=False)
+    note = Column(Text, nullable=True)
+    data = Column(JSON, nullable=False, default=dict)
+    at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    ticket = relationship("Ticket", back_populates="events")
+
+    def __repr__(self) -> str:
+        return f"<TicketEvent {self.type} by {self.actor}>"
+
+
+class UnauditedChange(RuntimeError):
+    """A ticket's status changed outside the state machine, or history was edited."""
+
+
+@event.listens_for(Session, "before_flush")
+def _guard_tickets(session: Session, _context: Any, _instances: Any) -> None:
+    """Refuse status changes that did not go through bot.tickets.state.
+
+    The state machine marks the ticket with the status it approved and
+    appends the event; anything else (`ticket.status = "closed"` somewhere)
+    fails loudly here instead of silently skipping the audit trail.
+    """
+    for obj in session.new:
+        if isinstance(obj, Ticket) and obj.status not in (None, "open"):
+            raise UnauditedChange(f"a new ticket must start open, not {obj.status!r}")
+    for obj in session.dirty:
+        if isinstance(obj, TicketEvent) and session.is_modified(obj):
+            raise UnauditedChange("ticket events are append-only")
+        if isinstance(obj, Ticket):
+            history = _status_history(obj)
+            if history and getattr(obj, "_approved_status", None) != obj.status:
+                raise UnauditedChange(
+                    f"ticket {obj.number}: status changed to {obj.status!r} "
+                    "without bot.tickets.state"
+                )
+    for obj in session.deleted:
+        if isinstance(obj, (Ticket, TicketEvent)):
+            raise UnauditedChange("tickets and their events are never deleted")
+
+
+def _status_history(ticket: Ticket) -> bool:
+    return bool(inspect(ticket).attrs.status.history.has_changes())

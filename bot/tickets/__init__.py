@@ -1,0 +1,1 @@
+"""Tickets: the state machine (state.py) and the service API (service.py)."""
