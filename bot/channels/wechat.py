@@ -1,0 +1,499 @@
+"""Rasa input channel for a WeChat Official Account (公众号) server endpoint.
+
+credentials.yml (every key optional):
+
+    bot.channels.wechat.WeChatInput:
+      token: "${WECHAT_TOKEN}"
+      appid: ...                    # appid + aes_key set: safe (AES) mode
+      aes_key: ...
+      previous_aes_keys: ...        # comma-separated, tried after a key rotation
+      app_secret: ...               # for customer-service pushes (late answers)
+      api_base: ...                 # WeChat API base URL (tests: a fake on 127.0.0.1)
+      reply_deadline_seconds: 4.0   # then `success`, and the answer is pushed later
+      dedup_ttl_seconds: 60
+      allow_intent_triggers: false  # true: residents' "/intent" texts reach Rasa as-is
+
+A key missing or empty falls back to bot.settings (WECHAT_* environment variables);
+since Rasa refuses an unset ${VAR}, leaving keys out is the safe way. Routes:
+GET/POST /webhooks/wechat/webhook.
+
+Non-text input reaches Rasa as intent triggers (see `rasa_text_for`); the WeChat fields
+travel in `metadata["wechat"]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.wechat_api import SendResult, WeChatApiClient
+from bot.channels.wechat_crypto import WXBizMsgCrypt, signature_matches
+from bot.channels.wechat_exchanges import (
+    DEFAULT_TTL_SECONDS,
+    Delivery,
+    Exchange,
+    ExchangeStore,
+    InMemoryExchangeStore,
+)
+from bot.channels.wechat_protocol import (
+    MAX_BODY_BYTES,
+    BadSignature,
+    IncomingMessage,
+    MalformedMessage,
+    PayloadTooLarge,
+    build_encrypted_envelope,
+    build_text_reply,
+    join_replies,
+    parse_encrypted_envelope,
+    parse_message,
+    render_bot_message,
+)
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_NAME = "wechat"
+DEFAULT_REPLY_DEADLINE_SECONDS = 4.0  # WeChat waits 5 s; leave room for the network.
+
+# Intent triggers for input that is not text (the domain declares these intents).
+INTENT_VOICE_UNRECOGNISED = "voice_unrecognised"
+INTENT_SHARE_LOCATION = "share_location"
+INTENT_SHARE_PHOTO = "share_photo"
+INTENT_SUBSCRIBE = "greet"  # a new follower gets the welcome menu
+INTENT_UNSUPPORTED = "unsupported_message"
+
+# Events that are not something the resident said: no Rasa call, reply `success`.
+# unsubscribe: nobody is listening any more. LOCATION: the periodic automatic location
+# report. VIEW: a menu link was opened. *JOBFINISH: delivery receipts of our own sends.
+SILENT_EVENTS = frozenset(
+    {"unsubscribe", "location", "view", "templatesendjobfinish", "masssendjobfinish"}
+)
+
+# A resident typing "/something{...}" must not trigger intents with chosen entities;
+# the full-width solidus keeps the text readable for NLU.
+_FULLWIDTH_SOLIDUS = "／"
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    token: str
+    appid: str | None = None
+    aes_key: str | None = None
+    previous_aes_keys: tuple[str, ...] = ()
+    app_secret: str | None = None
+    api_base: str = "https://api.weixin.qq.com"
+    reply_deadline_seconds: float = DEFAULT_REPLY_DEADLINE_SECONDS
+    dedup_ttl_seconds: float = DEFAULT_TTL_SECONDS
+    allow_intent_triggers: bool = False
+
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.appid and self.aes_key)
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **overrides: Any) -> WeChatConfig:
+        """Settings of this process, with non-empty `overrides` taking precedence."""
+        if settings is None:
+            from bot.settings import get_settings
+
+            settings = get_settings()
+        previous = getattr(settings, "wechat_aes_key_previous", None)
+        values: dict[str, Any] = {
+            "token": settings.wechat_token,
+            "appid": settings.wechat_appid,
+            "aes_key": settings.wechat_aes_key,
+            "previous_aes_keys": (previous,) if previous else (),
+            "app_secret": settings.wechat_app_secret,
+            "api_base": settings.wechat_api_base,
+            "reply_deadline_seconds": getattr(
+                settings, "wechat_reply_deadline_seconds", DEFAULT_REPLY_DEADLINE_SECONDS
+            ),
+        }
+        for name, value in overrides.items():
+            if value is None or value == "" or value == ():
+                continue
+            values[name] = value
+        return cls(**_coerce(values))
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    # credentials.yml values arrive as strings after ${VAR} substitution.
+    out = dict(values)
+    for name in ("reply_deadline_seconds", "dedup_ttl_seconds"):
+        if name in out:
+            out[name] = float(out[name])
+    if isinstance(out.get("allow_intent_triggers"), str):
+        out["allow_intent_triggers"] = out["allow_intent_triggers"].lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+    if isinstance(out.get("previous_aes_keys"), list):
+        out["previous_aes_keys"] = tuple(str(k) for k in out["previous_aes_keys"] if k)
+    if isinstance(out.get("previous_aes_keys"), str):
+        out["previous_aes_keys"] = tuple(
+            k.strip() for k in out["previous_aes_keys"].split(",") if k.strip()
+        )
+    for name in ("token", "appid", "aes_key", "app_secret", "api_base"):
+        if out.get(name) is not None:
+            out[name] = str(out[name])
+    if out.get("api_base"):
+        out["api_base"] = out["api_base"].rstrip("/")
+    return out
+
+
+def rasa_text_for(message: IncomingMessage, allow_intent_triggers: bool = False) -> str | None:
+    """What Rasa receives as the user's text; None for events processed silently.
+
+    text -> Content; voice -> Recognition or /voice_unrecognised; location ->
+    /share_location{"latitude", "longitude", "label"}; image -> /share_photo;
+    subscribe -> /greet (the welcome menu); anything else -> /unsupported_message.
+    """
+    msg_type = message.msg_type.lower()
+    if msg_type == "text":
+        text = (message.content or "").strip()
+        if not text:
+            return f"/{INTENT_UNSUPPORTED}"
+        return text if allow_intent_triggers else _neutralise_trigger(text)
+    if msg_type == "voice":
+        recognition = (message.recognition or "").strip()
+        if not recognition:
+            return f"/{INTENT_VOICE_UNRECOGNISED}"
+        return _neutralise_trigger(recognition)
+    if msg_type == "location" and message.location is not None:
+        entities = {
+            "latitude": message.location.latitude,
+            "longitude": message.location.longitude,
+            "label": message.location.label or "",
+        }
+        # Rasa parses "/intent{json}"; json.dumps escapes anything a label could hold.
+        return f"/{INTENT_SHARE_LOCATION}" + json.dumps(entities, ensure_ascii=False)
+    if msg_type == "image":
+        return f"/{INTENT_SHARE_PHOTO}"
+    if msg_type == "event":
+        event = (message.event or "").lower()
+        if event == "subscribe":
+            return f"/{INTENT_SUBSCRIBE}"
+        if event in SILENT_EVENTS:
+            return None
+    return f"/{INTENT_UNSUPPORTED}"
+
+
+def _neutralise_trigger(text: str) -> str:
+    return _FULLWIDTH_SOLIDUS + text[1:] if text.startswith("/") else text
+
+
+def wechat_metadata(message: IncomingMessage, encrypted: bool) -> dict[str, Any]:
+    """metadata for the UserMessage: {"wechat": {...the message's fields...}}."""
+    data = message.as_metadata()
+    data["encrypted"] = encrypted
+    return {"wechat": data}
+
+
+class WeChatOutputChannel(OutputChannel):
+    """Pushes bot messages through the customer-service API.
+
+    Used by Rasa for messages not answering a request (reminders, external events via
+    `trigger_intent`); each message costs one of the few sends the 48-h window allows.
+    """
+
+    def __init__(self, api: WeChatApiClient) -> None:
+        self.api = api
+        self.results: list[SendResult] = []
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL_NAME
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        text = render_bot_message(message)
+        if text:
+            await self._send(recipient_id, text)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send(recipient_id, text)
+
+    async def _send(self, recipient_id: str, text: str) -> None:
+        result = await self.api.send_text(recipient_id, join_replies([text]))
+        self.results.append(result)
+        if not result.ok:
+            logger.warning(
+                "wechat push to %s failed: %s %s", recipient_id, result.status, result.errcode
+            )
+
+
+class WeChatInput(InputChannel):
+    """WeChat Official Account server messages, plaintext and safe mode."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL_NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WeChatInput:
+        credentials = credentials or {}
+        known = set(WeChatConfig.__dataclass_fields__)
+        overrides = {k: v for k, v in credentials.items() if k in known}
+        return cls(WeChatConfig.from_settings(**overrides))
+
+    def __init__(
+        self,
+        config: WeChatConfig | None = None,
+        *,
+        api: WeChatApiClient | None = None,
+        exchanges: ExchangeStore | None = None,
+    ) -> None:
+        self.config = config or WeChatConfig.from_settings()
+        self.crypto: WXBizMsgCrypt | None = None
+        if self.config.safe_mode:
+            self.crypto = WXBizMsgCrypt(
+                self.config.token,
+                self.config.aes_key or "",
+                self.config.appid or "",
+                previous_aes_keys=self.config.previous_aes_keys,
+            )
+        self.api = api or WeChatApiClient(
+            self.config.appid, self.config.app_secret, self.config.api_base
+        )
+        self.exchanges = exchanges or InMemoryExchangeStore(
+            ttl_seconds=self.config.dedup_ttl_seconds
+        )
+        # Strong references: the loop keeps only weak ones to tasks.
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def get_output_channel(self) -> OutputChannel | None:
+        return WeChatOutputChannel(self.api)
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        bp = Blueprint("wechat_webhook", __name__)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @bp.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            return self._verify_url(request)
+
+        # stream=True: read the body ourselves, so an oversized one is cut off at 64 KB
+        # instead of being buffered up to Sanic's 100 MB limit.
+        @bp.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                return await self._receive(request, on_new_message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - WeChat must never see a 500
+                logger.exception("wechat webhook failed")
+                return _success()
+
+        @bp.listener("after_server_stop")
+        async def close_api(*_: Any) -> None:
+            await self.api.close()
+
+        return bp
+
+    def _verify_url(self, request: Request) -> HTTPResponse:
+        args = request.args
+        if not signature_matches(
+            args.get("signature"), self.config.token, args.get("timestamp"), args.get("nonce")
+        ):
+            return response.text("forbidden", status=403)
+        return response.text(args.get("echostr") or "")
+
+    async def _receive(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        started = time.monotonic()
+        try:
+            body = await _read_body(request, MAX_BODY_BYTES)
+            incoming, encrypted = self._open(request, body)
+        except PayloadTooLarge:
+            return response.text("payload too large", status=413)
+        except BadSignature:
+            logger.warning("wechat webhook: bad signature from %s", request.ip)
+            return response.text("forbidden", status=403)
+        except MalformedMessage as exc:
+            logger.warning("wechat webhook: malformed body: %s", exc)
+            return response.text("bad request", status=400)
+
+        text = await self.handle(incoming, on_new_message, encrypted=encrypted, started=started)
+        if not text:
+            return _success()
+        reply = build_text_reply(incoming, text)
+        if encrypted and self.crypto is not None:
+            reply = build_encrypted_envelope(self.crypto, reply)
+        return response.text(reply, content_type="application/xml; charset=utf-8")
+
+    def _open(self, request: Request, body: bytes) -> tuple[IncomingMessage, bool]:
+        """Check signatures and parse; returns the message and whether it was encrypted."""
+        args = request.args
+        timestamp, nonce = args.get("timestamp"), args.get("nonce")
+        signature = args.get("signature")
+        if args.get("encrypt_type", "").lower() == "aes":
+            # WeChat sends both signatures; msg_signature is the one covering the body.
+            if signature is not None and not signature_matches(
+                signature, self.config.token, timestamp, nonce
+            ):
+                raise BadSignature("signature does not match")
+            _, encrypt = parse_encrypted_envelope(body)
+            if self.crypto is None:
+                raise MalformedMessage("encrypted message but appid/aes_key not configured")
+            plain = self.crypto.verify_and_decrypt(
+                args.get("msg_signature"), timestamp, nonce, encrypt
+            )
+            return parse_message(plain), True
+        # Plaintext (or compatible mode without encrypt_type): the query signature only.
+        if not signature_matches(signature, self.config.token, timestamp, nonce):
+            raise BadSignature("signature does not match")
+        return parse_message(body), False
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def handle(
+        self,
+        incoming: IncomingMessage,
+        on_new_message: OnNewMessage,
+        *,
+        encrypted: bool = False,
+        started: float | None = None,
+    ) -> str:
+        """Process one incoming message; the passive reply text, '' for `success`.
+
+        A retry of a message already in flight waits for the same processing.
+        """
+        started = time.monotonic() if started is None else started
+        rasa_text = rasa_text_for(incoming, self.config.allow_intent_triggers)
+        if rasa_text is None:
+            logger.debug("wechat %s event from %s: silent", incoming.event, incoming.from_user)
+            return ""
+
+        key = (incoming.from_user, incoming.dedup_key)
+
+        def start() -> Exchange:
+            user_message = UserMessage(
+                rasa_text,
+                CollectingOutputChannel(),
+                incoming.from_user,
+                input_channel=CHANNEL_NAME,
+                message_id=incoming.dedup_key,
+                metadata=wechat_metadata(incoming, encrypted),
+            )
+            task = asyncio.ensure_future(self._run(on_new_message, user_message))
+            return Exchange(key, task)
+
+        exchange, created = self.exchanges.get_or_create(key, start)
+        if created:
+            exchange.task.add_done_callback(lambda _t: self._on_done(exchange))
+        else:
+            logger.info("wechat retry of %s from %s", incoming.dedup_key, incoming.from_user)
+
+        if exchange.delivery is Delivery.PUSH:
+            return ""
+        remaining = self.config.reply_deadline_seconds - (time.monotonic() - started)
+        exchange.waiters += 1
+        try:
+            if not exchange.task.done() and remaining > 0:
+                # asyncio.wait, not wait_for: a timeout must not cancel Rasa's work.
+                await asyncio.wait({exchange.task}, timeout=remaining)
+            decision = exchange.decide()
+        except asyncio.CancelledError:
+            exchange.waiters -= 1
+            self._rescue(exchange)
+            raise
+        exchange.waiters -= 1
+        if decision is Delivery.PASSIVE:
+            exchange.passive_replies += 1
+            return exchange.reply_text()
+        # Still running: answer `success` now; _on_done pushes unless a retry is waiting.
+        return ""
+
+    async def _run(self, on_new_message: OnNewMessage, message: UserMessage) -> str:
+        collector = message.output_channel
+        try:
+            await on_new_message(message)
+        except Exception:  # noqa: BLE001 - a failed turn is logged, WeChat gets `success`
+            logger.exception("wechat: processing message %s failed", message.message_id)
+            return ""
+        messages = getattr(collector, "messages", [])
+        return join_replies(messages)
+
+    def _on_done(self, exchange: Exchange) -> None:
+        if exchange.decide() is Delivery.PUSH:
+            self._schedule_push(exchange)
+
+    def _rescue(self, exchange: Exchange) -> None:
+        # The waiting request was cancelled (connection dropped) after the answer had
+        # been promised to it: push instead, unless another request still waits.
+        if (
+            exchange.delivery is Delivery.PASSIVE
+            and exchange.waiters == 0
+            and exchange.passive_replies == 0
+        ):
+            exchange.delivery = Delivery.PUSH
+            self._schedule_push(exchange)
+
+    def _schedule_push(self, exchange: Exchange) -> None:
+        if exchange.push_task is not None:
+            return
+        text = exchange.reply_text()
+        if not text:
+            return
+        task = asyncio.ensure_future(self._push(exchange.key[0], text))
+        exchange.push_task = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _push(self, openid: str, text: str) -> None:
+        result = await self.api.send_text(openid, text)
+        if result.ok:
+            logger.info("wechat: late answer to %s sent through the customer-service API", openid)
+        else:
+            logger.warning(
+                "wechat: late answer to %s not delivered: %s (errcode %s %s)",
+                openid,
+                result.status.value,
+                result.errcode,
+                result.errmsg,
+            )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (PayloadTooLarge) as soon as it exceeds `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge("declared body too large")
+    if request.body or request.stream is None:
+        # Already read by Sanic (a non-streaming mount of this handler).
+        body = request.body or b""
+        if len(body) > limit:
+            raise PayloadTooLarge("body too large")
+        return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream:
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge("body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _success() -> HTTPResponse:
+    return response.text("success")

@@ -1,0 +1,215 @@
+"""Async client for WeChat's customer-service message API (客服消息).
+
+Used when the assistant's answer is not ready within the passive-reply deadline.
+Callers get a `SendResult`, never an exception: a resident's message must not turn
+into a 500 because WeChat's API was down or the 48-hour window had closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+# errcodes WeChat documents for these calls.
+ERR_INVALID_TOKEN = 40001
+ERR_TOKEN_EXPIRED = 42001
+ERR_OUTSIDE_WINDOW = 45015  # the resident has not written within 48 h
+ERR_QUOTA = 45047  # the few messages allowed within the window are used up
+TOKEN_ERRORS = frozenset({ERR_INVALID_TOKEN, ERR_TOKEN_EXPIRED, 40014})
+
+# A token lives 7200 s; refresh 5 minutes early so a request never carries a token that
+# expires in flight.
+DEFAULT_REFRESH_MARGIN_SECONDS = 300.0
+
+
+class SendStatus(str, enum.Enum):
+    OK = "ok"
+    OUTSIDE_WINDOW = "outside_window"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    NOT_CONFIGURED = "not_configured"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: SendStatus
+    errcode: int | None = None
+    errmsg: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SendStatus.OK
+
+
+class WeChatApiError(Exception):
+    """The token endpoint or the network failed (internal; turned into SendResult)."""
+
+    def __init__(self, message: str, errcode: int | None = None) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+
+class WeChatApiClient:
+    """Access-token cache plus `send_text`. One instance per account and process."""
+
+    def __init__(
+        self,
+        appid: str | None,
+        app_secret: str | None,
+        api_base: str = "https://api.weixin.qq.com",
+        *,
+        timeout_seconds: float = 10.0,
+        refresh_margin_seconds: float = DEFAULT_REFRESH_MARGIN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.appid = appid
+        self.app_secret = app_secret
+        self.api_base = api_base.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._margin = refresh_margin_seconds
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.appid and self.app_secret)
+
+    # -- session ---------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily: a ClientSession binds to the running loop, and the channel is
+        # constructed before Sanic starts its loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+        # Locks and sessions belong to one loop; a test may start another.
+        self._lock = None
+
+    async def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            async with self._get_session().request(method, url, **kwargs) as response:
+                raw = await response.read()
+                if response.status != 200:
+                    raise WeChatApiError(f"HTTP {response.status} from {method} {url}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise WeChatApiError(f"{method} {url} failed: {type(exc).__name__}") from exc
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise WeChatApiError(f"{method} {url} returned no JSON") from exc
+        if not isinstance(data, dict):
+            raise WeChatApiError(f"{method} {url} returned no JSON object")
+        return data
+
+    # -- access token ----------------------------------------------------------------
+
+    def _token_valid(self) -> bool:
+        return self._token is not None and self._clock() < self._expires_at
+
+    async def get_access_token(self, stale_token: str | None = None) -> str:
+        """The cached token, fetched when missing, near expiry or equal to `stale_token`.
+
+        `stale_token` is the token WeChat just rejected: only that one is replaced, so
+        several callers hitting 40001 at once cause one refresh, not one each.
+        """
+        if self._token_valid() and self._token != stale_token:
+            return self._token  # type: ignore[return-value]
+        async with self._get_lock():
+            if self._token_valid() and self._token != stale_token:
+                return self._token  # type: ignore[return-value]
+            if not self.configured:
+                raise WeChatApiError("appid / app secret not configured")
+            data = await self._json(
+                "GET",
+                f"{self.api_base}/cgi-bin/token",
+                params={
+                    "grant_type": "client_credential",
+                    "appid": self.appid or "",
+                    "secret": self.app_secret or "",
+                },
+            )
+            token = data.get("access_token")
+            if not isinstance(token, str) or not token:
+                raise WeChatApiError(
+                    f"token request failed: {data.get('errcode')} {data.get('errmsg')}",
+                    errcode=_int_or_none(data.get("errcode")),
+                )
+            expires_in = _int_or_none(data.get("expires_in")) or 7200
+            self._token = token
+            self._expires_at = self._clock() + max(expires_in - self._margin, 0)
+            logger.info("wechat access token refreshed (expires in %s s)", expires_in)
+            return token
+
+    # -- customer-service message ----------------------------------------------------
+
+    async def send_text(self, openid: str, content: str) -> SendResult:
+        """Send one text through the customer-service API; never raises for WeChat errors."""
+        if not self.configured:
+            return SendResult(SendStatus.NOT_CONFIGURED, errmsg="appid/app secret not set")
+        body = json.dumps(
+            {"touser": openid, "msgtype": "text", "text": {"content": content}},
+            ensure_ascii=False,  # WeChat shows \uXXXX escapes literally otherwise
+        ).encode("utf-8")
+        stale: str | None = None
+        for attempt in range(2):
+            try:
+                token = await self.get_access_token(stale_token=stale)
+                data = await self._json(
+                    "POST",
+                    f"{self.api_base}/cgi-bin/message/custom/send",
+                    params={"access_token": token},
+                    data=body,
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
+            except WeChatApiError as exc:
+                logger.warning("wechat customer-service send failed: %s", exc)
+                return SendResult(SendStatus.FAILED, errcode=exc.errcode, errmsg=str(exc))
+            errcode = _int_or_none(data.get("errcode")) or 0
+            errmsg = str(data.get("errmsg") or "")
+            if errcode == 0:
+                return SendResult(SendStatus.OK, errcode=0, errmsg=errmsg)
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                # The token was revoked or expired early (e.g. another process refreshed
+                # it): refresh once and retry.
+                stale = token
+                continue
+            return SendResult(_status_for(errcode), errcode=errcode, errmsg=errmsg)
+        return SendResult(SendStatus.FAILED, errmsg="token rejected twice")
+
+
+def _status_for(errcode: int) -> SendStatus:
+    if errcode == ERR_OUTSIDE_WINDOW:
+        return SendStatus.OUTSIDE_WINDOW
+    if errcode == ERR_QUOTA:
+        return SendStatus.QUOTA_EXCEEDED
+    return SendStatus.FAILED
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

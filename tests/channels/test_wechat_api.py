@@ -1,0 +1,159 @@
+"""Customer-service API client against a fake WeChat API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from bot.channels.wechat_api import SendResult, SendStatus, WeChatApiClient
+from tests.channels.conftest import APP_SECRET, APPID, FakeWeChatApi
+
+
+def client(fake: FakeWeChatApi, **kwargs: object) -> WeChatApiClient:
+    return WeChatApiClient(APPID, APP_SECRET, fake.url, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_send_fetches_token_once_and_posts_utf8_json(fake_api: FakeWeChatApi) -> None:
+    api = client(fake_api)
+    try:
+        first = await api.send_text("oUser", "您反映的暖气问题已派给网格员")
+        second = await api.send_text("oUser", "第二条")
+    finally:
+        await api.close()
+    assert first == SendResult(SendStatus.OK, errcode=0, errmsg="ok") and second.ok
+    assert len(fake_api.token_requests) == 1
+    assert fake_api.token_requests[0] == {
+        "grant_type": "client_credential",
+        "appid": APPID,
+        "secret": APP_SECRET,
+    }
+    assert fake_api.send_tokens == ["ACCESS_TOKEN_1", "ACCESS_TOKEN_1"]
+    body = fake_api.sends[0]
+    assert body["json"] == {
+        "touser": "oUser",
+        "msgtype": "text",
+        "text": {"content": "您反映的暖气问题已派给网格员"},
+    }
+    # ensure_ascii=False: the Chinese travels as UTF-8, not \\u escapes.
+    assert "暖气".encode() in body["raw"] and b"\\u" not in body["raw"]
+
+
+async def test_concurrent_sends_share_one_token_fetch(fake_api: FakeWeChatApi) -> None:
+    api = client(fake_api)
+    try:
+        results = await asyncio.gather(*(api.send_text(f"o{i}", "hi") for i in range(8)))
+    finally:
+        await api.close()
+    assert all(r.ok for r in results)
+    assert len(fake_api.token_requests) == 1
+
+
+async def test_token_refreshed_before_expiry(fake_api: FakeWeChatApi) -> None:
+    now = [1000.0]
+    api = client(fake_api, clock=lambda: now[0])
+    try:
+        assert await api.get_access_token() == "ACCESS_TOKEN_1"
+        now[0] += 7200 - 300 - 1  # just before the early-refresh point
+        assert await api.get_access_token() == "ACCESS_TOKEN_1"
+        now[0] += 2
+        assert await api.get_access_token() == "ACCESS_TOKEN_2"
+    finally:
+        await api.close()
+    assert len(fake_api.token_requests) == 2
+
+
+async def test_invalid_token_refreshes_once_and_retries(fake_api: FakeWeChatApi) -> None:
+    api = client(fake_api)
+    try:
+        assert (await api.send_text("oUser", "one")).ok
+        fake_api.current_token = "REVOKED_ELSEWHERE"  # another process refreshed it
+        result = await api.send_text("oUser", "two")
+    finally:
+        await api.close()
+    assert result.ok
+    assert len(fake_api.token_requests) == 2
+    assert [s["json"]["text"]["content"] for s in fake_api.sends] == ["one", "two"]
+
+
+async def test_token_expired_errcode_refreshes(fake_api: FakeWeChatApi) -> None:
+    api = client(fake_api)
+    try:
+        await api.get_access_token()
+        fake_api.send_errcodes = [42001]
+        result = await api.send_text("oUser", "x")
+    finally:
+        await api.close()
+    assert result.ok and len(fake_api.token_requests) == 2
+
+
+async def test_token_rejected_twice_is_a_failure_not_a_loop(fake_api: FakeWeChatApi) -> None:
+    api = client(fake_api)
+    try:
+        await api.get_access_token()
+        fake_api.send_errcodes = [40001, 40001]
+        result = await api.send_text("oUser", "x")
+    finally:
+        await api.close()
+    assert result.status is SendStatus.FAILED and result.errcode == 40001
+    assert len(fake_api.token_requests) == 2
+
+
+async def test_window_and_quota_errors_are_typed_results(fake_api: FakeWeChatApi) -> None:
+    api = client(fake_api)
+    try:
+        fake_api.send_errcodes = [45015, 45047, 45009]
+        outside = await api.send_text("oUser", "x")
+        quota = await api.send_text("oUser", "x")
+        other = await api.send_text("oUser", "x")
+    finally:
+        await api.close()
+    assert outside.status is SendStatus.OUTSIDE_WINDOW and outside.errcode == 45015
+    assert quota.status is SendStatus.QUOTA_EXCEEDED and quota.errcode == 45047
+    assert other.status is SendStatus.FAILED and other.errcode == 45009
+    assert not outside.ok
+
+
+async def test_bad_secret_is_a_failure(fake_api: FakeWeChatApi) -> None:
+    api = WeChatApiClient(APPID, "wrong", fake_api.url)
+    try:
+        result = await api.send_text("oUser", "x")
+    finally:
+        await api.close()
+    assert result.status is SendStatus.FAILED and result.errcode == 40125
+    assert fake_api.sends == []
+
+
+async def test_unreachable_api_is_a_failure() -> None:
+    api = WeChatApiClient(APPID, APP_SECRET, "http://127.0.0.1:9", timeout_seconds=2)
+    try:
+        result = await api.send_text("oUser", "x")
+    finally:
+        await api.close()
+    assert result.status is SendStatus.FAILED
+
+
+async def test_not_configured() -> None:
+    api = WeChatApiClient(None, None, "http://127.0.0.1:9")
+    result = await api.send_text("oUser", "x")
+    assert result.status is SendStatus.NOT_CONFIGURED
+
+
+async def test_non_json_answer_is_a_failure() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    async def not_json(_request: web.Request) -> web.Response:
+        return web.Response(text="<html>proxy error page</html>")
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/token", not_json)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    api = WeChatApiClient(APPID, APP_SECRET, str(server.make_url("")))
+    try:
+        result = await api.send_text("oUser", "x")
+    finally:
+        await api.close()
+        await server.close()
+    assert result.status is SendStatus.FAILED
+    assert json.dumps(result.errmsg)  # a readable reason, no exception
