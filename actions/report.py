@@ -1,29 +1,343 @@
-"""Actions that start a resident's report: recognise the category."""
+"""A resident's report: from the first message to the ticket number.
+
+The flow: a category message -> `action_start_report` (acknowledge, keep the
+message as the description, find the address in the message or remember it)
+-> `report_form` asks only what is missing (description, address, a yes to
+the summary) -> `action_submit_report` opens the ticket.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from bot.taxonomy import get_taxonomy
+from actions.common import channel_of, intent_of, message_id, original_text, shared_location
+from bot import frontdesk
+from bot.routing.locator import Located
+from bot.taxonomy import HANDOFF, get_taxonomy
+
+# Slots of one report, cleared when a new one starts or one is done.
+REPORT_SLOTS = (
+    "category",
+    "category_label",
+    "description",
+    "address",
+    "located",
+    "known_address",
+    "report_confirmed",
+    "pending_question",
+)
+# Messages that interrupt a form instead of answering its question: rules
+# answer them and return to the form.
+INTERRUPTIONS = {
+    "bot_challenge",
+    "check_ticket",
+    "cancel_ticket",
+    "request_human",
+    "greet",
+    "goodbye",
+    "thank",
+    "share_photo",
+    "voice_unrecognised",
+    "unsupported_message",
+}
+ADDRESS_ATTEMPTS = 3  # the first answer and two more tries, then the office takes over
+MAX_DESCRIPTION = 2000
+PENDING_SUBMIT = "submit"
 
 
-class ActionAcknowledgeCategory(Action):
-    """Names the category the resident's message was understood as."""
+def clear_report() -> list[EventType]:
+    return [SlotSet(slot, None) for slot in REPORT_SLOTS] + [
+        SlotSet("address_attempts", 0.0),
+        SlotSet("photos", None),
+    ]
+
+
+def _acknowledge(dispatcher: CollectingDispatcher, category: Any, domain: DomainDict) -> None:
+    if category.code == HANDOFF.code:
+        return
+    dispatcher.utter_message(response="utter_ack_category", category_label=category.label)
+    if category.kind == "dispute":
+        dispatcher.utter_message(response="utter_mediation_info")
+    elif category.kind == "proposal":
+        dispatcher.utter_message(response="utter_proposal_info")
+    checklist = f"utter_checklist_{category.code}"
+    if checklist in domain.get("responses", {}):
+        dispatcher.utter_message(response=checklist)
+
+
+class ActionStartReport(Action):
+    """Starts a report (or a call-back request) from the resident's message."""
 
     def name(self) -> str:
-        return "action_acknowledge_category"
+        return "action_start_report"
 
     def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        category = get_taxonomy().by_intent(intent or "")
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        category = get_taxonomy().by_intent(intent_of(tracker) or "")
         if category is None:
             dispatcher.utter_message(response="utter_ask_what_matter")
             return []
-        dispatcher.utter_message(response="utter_ack_category", category_label=category.label)
-        return [SlotSet("category", category.code), SlotSet("category_label", category.label)]
+        text = original_text(tracker).strip()
+        events = [e for e in clear_report() if e["name"] != "photos"]
+        events += [SlotSet("category", category.code), SlotSet("category_label", category.label)]
+        _acknowledge(dispatcher, category, domain)
+
+        if category.code == HANDOFF.code or not frontdesk.needs_more_detail(text, category):
+            events.append(SlotSet("description", text[:MAX_DESCRIPTION] or category.label))
+
+        try:
+            in_message = frontdesk.locate_text(text)
+            if frontdesk.is_usable(in_message) and in_message.building is not None:
+                label = frontdesk.address_label(in_message)
+                events += [
+                    SlotSet("address", label),
+                    SlotSet("located", frontdesk.located_to_slot(in_message)),
+                ]
+                return events
+            known = _recent_location(tracker) or frontdesk.known_address(tracker.sender_id)
+        except frontdesk.StoreUnavailable:
+            known = None  # ask for the address; the ticket itself will retry
+        if known is not None and frontdesk.is_usable(known):
+            events += [
+                SlotSet("known_address", frontdesk.address_label(known)),
+                SlotSet("located", frontdesk.located_to_slot(known)),
+            ]
+        return events
+
+
+def _recent_location(tracker: Tracker) -> Located | None:
+    """A location the resident shared just before ("就在这儿" + location)."""
+    located = frontdesk.located_from_slot(tracker.get_slot("located"))
+    if located is not None and located.lat is not None and frontdesk.is_usable(located):
+        return located
+    return None
+
+
+class ActionAskAddress(Action):
+    """Asks where: "还是…吗？" for a known resident, an example after a miss."""
+
+    def name(self) -> str:
+        return "action_ask_address"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if (tracker.get_slot("address_attempts") or 0) > 0:
+            dispatcher.utter_message(response="utter_address_not_understood")
+        elif tracker.get_slot("known_address"):
+            dispatcher.utter_message(
+                response="utter_ask_address_known", known_address=tracker.get_slot("known_address")
+            )
+        else:
+            dispatcher.utter_message(response="utter_ask_address")
+        return []
+
+
+class ValidateReportForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_report_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        # "find me a person" needs only to know whose grid it is
+        if tracker.get_slot("category") == HANDOFF.code:
+            return ["address"]
+        return domain_slots
+
+    def extract_address(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Any answer to "where?" is a candidate; `validate_address` locates it.
+
+        (rasa_sdk keeps only required slots from extraction, and the answer
+        also sets `located`, `known_address` and `address_attempts`.)
+        """
+        if tracker.get_slot("requested_slot") != "address":
+            return {}
+        if intent_of(tracker) in INTERRUPTIONS:
+            return {}
+        return {"address": original_text(tracker) or intent_of(tracker) or "?"}
+
+    def validate_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != "address":
+            return {}  # set by action_start_report, already located
+        try:
+            return self._locate_answer(dispatcher, tracker, intent_of(tracker))
+        except frontdesk.StoreUnavailable:
+            return {"address": None}
+
+    def _locate_answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str | None
+    ) -> dict[str, Any]:
+        known = tracker.get_slot("known_address")
+        if known and intent == "affirm":
+            return {"address": known}
+        if known and intent == "deny":
+            return {"address": None, "known_address": None, "located": None}
+
+        point = shared_location(tracker)
+        if point is not None:
+            located = frontdesk.locate_point(*point)
+        else:
+            located = frontdesk.locate_text(original_text(tracker))
+        if frontdesk.is_usable(located):
+            return {
+                "address": frontdesk.address_label(located),
+                "located": frontdesk.located_to_slot(located),
+                "known_address": None,
+            }
+
+        attempts = (tracker.get_slot("address_attempts") or 0) + 1
+        if attempts >= ADDRESS_ATTEMPTS:
+            # Hand over: the office calls back and finds out where it is.
+            dispatcher.utter_message(response="utter_address_handover")
+            unresolved = Located(address_text=original_text(tracker)[:200] or None)
+            return {
+                "address": "地址待社区核实",
+                "located": frontdesk.located_to_slot(unresolved),
+                "address_attempts": float(attempts),
+            }
+        return {"address": None, "address_attempts": float(attempts), "known_address": None}
+
+    def validate_description(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip()
+        return {"description": text[:MAX_DESCRIPTION] or None}
+
+
+def submit(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Open the ticket for the report in the slots and tell the resident."""
+    category = get_taxonomy().by_code(tracker.get_slot("category") or "")
+    if category is None:
+        dispatcher.utter_message(response="utter_ask_what_matter")
+        return clear_report()
+    located = frontdesk.located_from_slot(tracker.get_slot("located"))
+    try:
+        receipt = frontdesk.submit_report(
+            sender_id=tracker.sender_id,
+            channel=channel_of(tracker),
+            message_id=message_id(tracker),
+            category_code=category.code,
+            description=tracker.get_slot("description") or category.label,
+            original_text=_first_message_text(tracker),
+            located=located,
+            photos=tracker.get_slot("photos") or [],
+        )
+    except frontdesk.StoreUnavailable:
+        dispatcher.utter_message(response="utter_ticket_failed")
+        return [SlotSet("pending_question", PENDING_SUBMIT)]
+
+    handoff = category.code == HANDOFF.code
+    if receipt.handled_by_worker:
+        dispatcher.utter_message(
+            response="utter_handoff_grid" if handoff else "utter_ticket_opened_grid",
+            ticket_number=receipt.ticket_number,
+            category_label=receipt.category_label,
+            grid_name=receipt.grid_name,
+            worker_name=receipt.worker_name,
+            worker_phone=receipt.worker_phone,
+            due_text=receipt.due_text,
+        )
+    else:
+        dispatcher.utter_message(
+            response="utter_handoff_office" if handoff else "utter_ticket_opened_office",
+            ticket_number=receipt.ticket_number,
+            category_label=receipt.category_label,
+            office_name=receipt.office_name,
+            office_phone=receipt.office_phone,
+            due_text=receipt.due_text,
+        )
+    return clear_report()
+
+
+def _first_message_text(tracker: Tracker) -> str | None:
+    """The resident's own words that started this report (kept on the ticket):
+    the user message right before the latest `action_start_report`."""
+    seen_start = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "action" and event.get("name") == "action_start_report":
+            seen_start = True
+        elif seen_start and event.get("event") == "user":
+            data = event.get("parse_data") or {}
+            return data.get("original_text") or event.get("text")
+    return original_text(tracker) or None
+
+
+class ActionSubmitReport(Action):
+    """After the form: open the ticket on a yes, drop the report on a no."""
+
+    def name(self) -> str:
+        return "action_submit_report"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        is_handoff = tracker.get_slot("category") == HANDOFF.code
+        if not is_handoff and tracker.get_slot("report_confirmed") is not True:
+            dispatcher.utter_message(response="utter_report_discarded")
+            return clear_report()
+        return submit(dispatcher, tracker)
+
+
+class ActionAttachPhoto(Action):
+    """A photo goes with the report in progress (or the next one)."""
+
+    def name(self) -> str:
+        return "action_attach_photo"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        metadata = (tracker.latest_message.get("metadata") or {}).get("wechat") or {}
+        url = metadata.get("pic_url")
+        dispatcher.utter_message(response="utter_photo_attached")
+        if not url:
+            return []
+        photos = list(tracker.get_slot("photos") or [])
+        if url not in photos:
+            photos.append(url)
+        return [SlotSet("photos", photos[-9:])]
+
+
+class ActionShareLocation(Action):
+    """A location outside a report: remember it, and offer it for the next one."""
+
+    def name(self) -> str:
+        return "action_share_location"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        point = shared_location(tracker)
+        if point is None:
+            dispatcher.utter_message(response="utter_location_unknown")
+            return []
+        try:
+            frontdesk.remember_location(tracker.sender_id, point[0], point[1], channel_of(tracker))
+            located = frontdesk.locate_point(*point)
+        except (frontdesk.StoreUnavailable, ValueError):
+            dispatcher.utter_message(response="utter_location_unknown")
+            return []
+        if not frontdesk.is_usable(located):
+            dispatcher.utter_message(response="utter_location_unknown")
+            return []
+        label = frontdesk.address_label(located)
+        dispatcher.utter_message(response="utter_location_received", address=label)
+        return [
+            SlotSet("known_address", label),
+            SlotSet("located", frontdesk.located_to_slot(located)),
+        ]

@@ -86,11 +86,16 @@ def ensure_model(force: bool = False, models_dir: Path = MODELS_DIR) -> Path:
     subprocess.run(
         rasa_command(
             "train",
-            "--config", "config.yml",
-            "--domain", "domain.yml",
-            "--data", *TRAINING_DATA,
-            "--out", str(models_dir),
-            "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+            "--config",
+            "config.yml",
+            "--domain",
+            "domain.yml",
+            "--data",
+            *TRAINING_DATA,
+            "--out",
+            str(models_dir),
+            "--fixed-model-name",
+            target.name.removesuffix(".tar.gz"),
         ),
         cwd=PROJECT_ROOT,
         env=rasa_environment(get_settings()),
@@ -141,19 +146,29 @@ def services(settings: Settings, model: Path, endpoints: str | None = None) -> l
     return [
         Service(
             "actions",
-            rasa_command("run", "actions", "--actions", "actions", "--port", str(settings.actions_port)),
+            rasa_command(
+                "run", "actions", "--actions", "actions", "--port", str(settings.actions_port)
+            ),
             f"http://127.0.0.1:{settings.actions_port}/health",
         ),
         Service(
             "rasa",
             rasa_command(
                 "run",
-                "--model", str(model),
-                "--endpoints", endpoints,
-                "--credentials", "credentials.yml",
-                "--port", str(settings.rasa_port),
+                "--model",
+                str(model),
+                "--endpoints",
+                endpoints,
+                "--credentials",
+                "credentials.yml",
+                "--port",
+                str(settings.rasa_port),
                 "--enable-api",
-                *(["--auth-token", os.environ["RASA_AUTH_TOKEN"]] if os.environ.get("RASA_AUTH_TOKEN") else []),
+                *(
+                    ["--auth-token", os.environ["RASA_AUTH_TOKEN"]]
+                    if os.environ.get("RASA_AUTH_TOKEN")
+                    else []
+                ),
             ),
             f"http://127.0.0.1:{settings.rasa_port}/",
         ),
@@ -195,13 +210,24 @@ def stop(all_services: list[Service]) -> None:
                 service.process.kill()
 
 
+def prepare_database(env: Mapping[str, str]) -> None:
+    """Migrate the ticket database to the newest schema; load the demo grid
+    directory into an empty one. Run as `python -m bot` in the given
+    environment, exactly as an admin would."""
+    for args in (("db", "upgrade"), ("demo-load",)):
+        subprocess.run(
+            [sys.executable, "-m", "bot", *args], cwd=PROJECT_ROOT, env=dict(env), check=True
+        )
+
+
 def run() -> int:
     """`make run`: prepare everything, start all processes, stop them on Ctrl-C."""
     settings = get_settings()
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
+    env = rasa_environment(settings)
+    prepare_database(env)
     model = ensure_model()
     all_services = services(settings, model)
-    env = rasa_environment(settings)
     try:
         start(all_services, env)
         token_note = " (development token)" if settings.wechat_token == DEV_WECHAT_TOKEN else ""
@@ -247,10 +273,14 @@ def test_stories() -> int:
     model = ensure_model()
     return subprocess.run(
         rasa_command(
-            "test", "core",
-            "--model", str(model),
-            "--stories", "tests/stories",
-            "--out", "results/stories",
+            "test",
+            "core",
+            "--model",
+            str(model),
+            "--stories",
+            "tests/stories",
+            "--out",
+            "results/stories",
             "--fail-on-prediction-errors",
         ),
         cwd=PROJECT_ROOT,
@@ -265,11 +295,17 @@ def evaluate(folds: int = 5) -> int:
     out = PROJECT_ROOT / "results" / "cross-validation"
     completed = subprocess.run(
         rasa_command(
-            "test", "nlu",
-            "--nlu", "data/nlu",
-            "--config", "config.yml",
-            "--cross-validation", "--folds", str(folds),
-            "--out", str(out),
+            "test",
+            "nlu",
+            "--nlu",
+            "data/nlu",
+            "--config",
+            "config.yml",
+            "--cross-validation",
+            "--folds",
+            str(folds),
+            "--out",
+            str(out),
         ),
         cwd=PROJECT_ROOT,
         env=rasa_environment(get_settings()),
@@ -301,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "model-path":
         print(ensure_model())
         return 0
-    print("usage: python -m bot.launcher [run|train [--force]|shell|eval|test-stories|model-path]", file=sys.stderr)
+    print(
+        "usage: python -m bot.launcher [run|train [--force]|shell|eval|test-stories|model-path]",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -27,10 +27,25 @@ class Category:
     covers: str
 
 
+# Matters of our own that are not categories of the contract (and so not
+# Open311 services): "find me a person" opens a call-back ticket for the
+# resident's grid worker, the all-round community worker.
+HANDOFF = Category(
+    intent="request_human",
+    code="HANDOFF",
+    label="人工联系",
+    kind="handoff",
+    level="grid",
+    sla_hours=24,
+    covers="a resident asks a community worker to call back",
+)
+
+
 @dataclass(frozen=True)
 class Taxonomy:
     categories: tuple[Category, ...]
     dialogue_intents: tuple[str, ...]
+    internal: tuple[Category, ...] = (HANDOFF,)
 
     @property
     def category_intents(self) -> tuple[str, ...]:
@@ -41,10 +56,11 @@ class Taxonomy:
         return self.category_intents + self.dialogue_intents
 
     def by_intent(self, intent: str) -> Category | None:
-        return next((c for c in self.categories if c.intent == intent), None)
+        """The category a message of this intent opens (internal ones included)."""
+        return next((c for c in self.categories + self.internal if c.intent == intent), None)
 
     def by_code(self, code: str) -> Category | None:
-        return next((c for c in self.categories if c.code == code), None)
+        return next((c for c in self.categories + self.internal if c.code == code), None)
 
 
 def parse_taxonomy(text: str) -> Taxonomy:

@@ -7,7 +7,6 @@ the tests marked `rasa_server`.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -56,6 +55,7 @@ def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaStack]:
             "ACTIONS_PORT": str(settings.actions_port),
         }
     )
+    launcher.prepare_database(env)
     stack_services = launcher.services(settings, model)
     try:
         launcher.start(stack_services, env, timeout=240)

@@ -1,0 +1,302 @@
+"""What the assistant's custom actions ask of the domain core, in one place.
+
+Each function is one unit of work in its own transaction, takes and returns
+plain values (no ORM objects leak out) and turns a database that is locked or
+down into `StoreUnavailable`, so that an action can tell the resident to try
+again while nothing half-written remains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from bot.nlu.normalise import normalise
+from bot.routing.locator import Located, Locator, get_locator
+from bot.settings import get_settings
+from bot.store.db import session_scope
+from bot.taxonomy import Category, get_taxonomy
+from bot.tickets import service
+from bot.tickets.state import IllegalTransition
+
+# How a status reads to a resident.
+STATUS_LABELS = {
+    "open": "已受理，等待处理",
+    "accepted": "正在处理",
+    "escalated": "已上报社区加快处理",
+    "resolved": "已处理完",
+    "closed": "已办结",
+    "cancelled": "已撤销",
+}
+
+
+class StoreUnavailable(RuntimeError):
+    """The ticket database could not be reached or stayed locked."""
+
+
+class NotCancellable(LookupError):
+    """No such ticket of this resident's, or it is already done."""
+
+
+@contextmanager
+def _transaction(readonly: bool = False) -> Iterator[Session]:
+    try:
+        with session_scope(readonly=readonly) as session:
+            yield session
+    except (OperationalError, DBAPIError) as error:
+        raise StoreUnavailable(str(error.orig or error)) from error
+
+
+# -- addresses ----------------------------------------------------------------
+
+
+def located_to_slot(located: Located) -> dict[str, Any]:
+    """A Located as a JSON-able slot value."""
+    return asdict(located)
+
+
+def located_from_slot(value: Any) -> Located | None:
+    if not isinstance(value, dict):
+        return None
+    fields = set(Located.__dataclass_fields__)
+    return Located(**{k: v for k, v in value.items() if k in fields})
+
+
+def address_label(located: Located) -> str:
+    """How an address is read back to the resident: 和平新村社区3号楼2单元501."""
+    if located.community is None and located.lat is not None:
+        return located.address_text or f"位置({located.lat:.5f}, {located.lon:.5f})"
+    parts = [located.community or located.community_text or ""]
+    if located.building is not None:
+        parts.append(f"{located.building}号楼")
+    if located.unit:
+        parts.append(f"{located.unit}单元")
+    if located.room:
+        parts.append(located.room)
+    return "".join(parts)
+
+
+def is_usable(located: Located) -> bool:
+    """Good enough to route: a known community (grid or community office)."""
+    return located.community is not None
+
+
+def locate_text(text: str) -> Located:
+    with _transaction(readonly=True) as session:
+        return get_locator(session).locate_text(normalise(text, max_chars=None))
+
+
+def locate_point(lat: float, lon: float, label: str | None = None) -> Located:
+    with _transaction(readonly=True) as session:
+        located = get_locator(session).locate_point(lat, lon)
+    if label and located.address_text is None:
+        located = Located(**{**asdict(located), "address_text": label})
+    return located
+
+
+def known_address(sender_id: str) -> Located | None:
+    """The address a resident gave last time, located against today's directory."""
+    with _transaction(readonly=True) as session:
+        resident = service.get_resident(session, sender_id)
+        if resident is None or resident.community is None:
+            return None
+        return get_locator(session).locate_parts(
+            resident.community.name, resident.building, resident.unit, resident.room
+        )
+
+
+def remember_location(sender_id: str, lat: float, lon: float, channel: str | None) -> None:
+    with _transaction() as session:
+        service.set_location(session, sender_id, lat, lon, channel=channel)
+
+
+# -- what the resident said -----------------------------------------------------
+
+_FILLER = re.compile(
+    r"[\s\W_]|俺|我|家|们|的|了|啊|呀|吧|呢|吗|嘛|想|要|反映|投诉|举报|问题|情况|事|一下|有|个|请问|您好|你好|那个"
+)
+
+
+def needs_more_detail(text: str, category: Category) -> bool:
+    """True when a message names the category and hardly anything else.
+
+    "暖气" or "投诉停车问题" say what kind of matter it is, not what happened;
+    then the assistant asks "能具体说说吗？". Anything with a few more words is
+    taken as the description.
+    """
+    core = _FILLER.sub("", normalise(text, max_chars=None))
+    return len(core) <= 4
+
+
+# -- tickets ------------------------------------------------------------------
+
+
+def _local(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.astimezone(ZoneInfo(get_settings().timezone))
+
+
+def due_text(dt: datetime | None) -> str:
+    """11月28日10:30: a promised time as residents read it (local time)."""
+    local = _local(dt)
+    if local is None:
+        return "尽快"
+    return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the resident is told when a ticket opens."""
+
+    ticket_number: str
+    category_code: str
+    category_label: str
+    level: str
+    community: str | None
+    grid_name: str | None
+    worker_name: str | None
+    worker_phone: str | None
+    office_name: str | None
+    office_phone: str | None
+    due_text: str
+
+    @property
+    def handled_by_worker(self) -> bool:
+        return self.level == "grid" and self.worker_name is not None
+
+
+def _receipt(ticket: Any, category: Category, locator: Locator) -> Receipt:
+    community = ticket.community.name if ticket.community else None
+    info = locator.community(community)
+    grid = locator.grid(ticket.grid.code if ticket.grid else None)
+    street_office = (info.street_office_name if info else None) or "街道办事处"
+    return Receipt(
+        ticket_number=ticket.number,
+        category_code=category.code,
+        category_label=category.label,
+        level=ticket.level,
+        community=community,
+        grid_name=grid.name if grid else None,
+        worker_name=grid.worker_name if grid and ticket.level == "grid" else None,
+        worker_phone=grid.worker_phone if grid and ticket.level == "grid" else None,
+        office_name=(info.office_name or f"{info.name}居委会") if info else street_office,
+        office_phone=(info.office_phone if info else None) or "12345",
+        due_text=due_text(ticket.due_at),
+    )
+
+
+def submit_report(
+    *,
+    sender_id: str,
+    channel: str,
+    message_id: str | None,
+    category_code: str,
+    description: str,
+    original_text: str | None,
+    located: Located | None,
+    photos: Sequence[str] = (),
+) -> Receipt:
+    """Open the ticket (exactly once per message) and remember the address."""
+    category = get_taxonomy().by_code(category_code)
+    if category is None:
+        raise ValueError(f"unknown category {category_code}")
+    with _transaction() as session:
+        ticket = service.open_ticket(
+            session,
+            sender_id=sender_id,
+            channel=channel,
+            message_id=message_id,
+            category_code=category.code,
+            description=description,
+            original_text=original_text,
+            location=located,
+            photos=list(photos),
+        )
+        if located is not None and is_usable(located) and located.building is not None:
+            service.bind_address(session, sender_id, located, channel=channel)
+        return _receipt(ticket, category, get_locator(session))
+
+
+@dataclass(frozen=True)
+class TicketLine:
+    ticket_number: str
+    category_label: str
+    status: str
+    status_label: str
+    latest_note: str | None
+    due_text: str
+    description: str = ""
+
+
+def _label(code: str) -> str:
+    category = get_taxonomy().by_code(code)
+    return category.label if category else code
+
+
+def open_tickets(sender_id: str, limit: int = 5) -> list[TicketLine]:
+    """The resident's tickets still in hand, newest first."""
+    with _transaction(readonly=True) as session:
+        summaries = service.open_tickets_for(session, sender_id, limit=limit)
+    return [
+        TicketLine(
+            ticket_number=s.number,
+            category_label=_label(s.category_code),
+            status=s.status,
+            status_label=STATUS_LABELS.get(s.status, s.status),
+            latest_note=s.latest_note,
+            due_text=due_text(s.due_at),
+            description=s.description,
+        )
+        for s in summaries
+    ]
+
+
+CANCELLABLE = ("open", "accepted", "escalated")
+
+
+def cancellable_ticket(sender_id: str, text: str | None = None) -> TicketLine | None:
+    """The ticket a withdrawal means: the one whose number the message names,
+    else the one whose category and description share most words with it
+    ("暖气那个不用了"), else the newest one still in hand."""
+    lines = [t for t in open_tickets(sender_id, limit=20) if t.status in CANCELLABLE]
+    if not lines or not text:
+        return lines[0] if lines else None
+    wanted = normalise(text, max_chars=None)
+    for line in lines:
+        if line.ticket_number in wanted or line.ticket_number[-4:] in wanted:
+            return line
+    said = _bigrams(wanted)
+    best = max(lines, key=lambda line: len(said & _bigrams(line.category_label + line.description)))
+    if said & _bigrams(best.category_label + best.description):
+        return best
+    return lines[0]
+
+
+def _bigrams(text: str) -> set[str]:
+    core = _FILLER.sub("", normalise(text, max_chars=None))
+    return {core[i : i + 2] for i in range(len(core) - 1)}
+
+
+def cancel(sender_id: str, number: str, reason: str | None = None) -> TicketLine:
+    with _transaction() as session:
+        try:
+            ticket = service.cancel_ticket(session, number, sender_id, reason=reason)
+        except (service.TicketNotFound, IllegalTransition) as error:
+            raise NotCancellable(str(error)) from error
+        return TicketLine(
+            ticket_number=ticket.number,
+            category_label=_label(ticket.category_code),
+            status=ticket.status,
+            status_label=STATUS_LABELS.get(ticket.status, ticket.status),
+            latest_note=reason,
+            due_text=due_text(ticket.due_at),
+        )

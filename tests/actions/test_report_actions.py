@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import create_engine, text
+
+from actions.report import (
+    ActionAskAddress,
+    ActionAttachPhoto,
+    ActionStartReport,
+    ActionSubmitReport,
+    ValidateReportForm,
+)
+from tests.actions.conftest import DOMAIN, make_tracker, responses, slot_events
+
+
+def run(action, tracker):
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, DOMAIN)
+    return dispatcher, events
+
+
+def test_start_report_keeps_the_message_and_asks_for_nothing_it_has(demo_database):
+    tracker = make_tracker("和平新村3号楼2单元501 暖气不热好几天了", intent="report_heating")
+    dispatcher, events = run(ActionStartReport(), tracker)
+    slots = slot_events(events)
+    assert responses(dispatcher) == ["utter_ack_category"]
+    assert dispatcher.messages[0]["category_label"] == "供暖供气"
+    assert slots["category"] == "HEATING"
+    assert slots["description"] == "和平新村3号楼2单元501 暖气不热好几天了"
+    assert slots["address"] == "和平新村社区3号楼2单元501"
+    assert slots["located"]["grid"] == "HPXC-01"
+
+
+def test_a_bare_category_leaves_the_description_to_ask(demo_database):
+    _, events = run(ActionStartReport(), make_tracker("噪音", intent="report_noise"))
+    assert "description" not in slot_events(events) or slot_events(events)["description"] is None
+
+
+def test_services_get_their_checklist_and_disputes_the_mediation_note(demo_database):
+    dispatcher, _ = run(
+        ActionStartReport(), make_tracker("开个居住证明", intent="request_certificate")
+    )
+    assert "utter_checklist_CERTIFICATE" in responses(dispatcher)
+    dispatcher, _ = run(
+        ActionStartReport(), make_tracker("俺和楼上为漏水吵起来了", intent="dispute_neighbour")
+    )
+    assert "utter_mediation_info" in responses(dispatcher)
+
+
+def test_ask_address_asks_known_residents_only_to_confirm(demo_database):
+    dispatcher, _ = run(ActionAskAddress(), make_tracker(slots={"known_address": "裕园社区3号楼"}))
+    assert responses(dispatcher) == ["utter_ask_address_known"]
+    dispatcher, _ = run(ActionAskAddress(), make_tracker())
+    assert responses(dispatcher) == ["utter_ask_address"]
+    dispatcher, _ = run(ActionAskAddress(), make_tracker(slots={"address_attempts": 1}))
+    assert responses(dispatcher) == ["utter_address_not_understood"]
+
+
+def extract(tracker):
+    """Run the form's validation as Rasa does: extraction, then validation."""
+    import asyncio
+
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ValidateReportForm().run(dispatcher, tracker, DOMAIN))
+    return dispatcher, slot_events(events)
+
+
+def test_extract_address_parses_what_residents_type(demo_database):
+    tracker = make_tracker(
+        "和平新村小区十二号楼东单元301室",
+        intent="inform_address",
+        slots={"requested_slot": "address"},
+    )
+    _, slots = extract(tracker)
+    assert slots["address"] == "和平新村社区12号楼东单元301"
+    assert slots["located"]["grid"] == "HPXC-02"
+
+
+def test_extract_address_takes_a_shared_location(demo_database):
+    tracker = make_tracker(
+        "/share_location",
+        intent="share_location",
+        slots={"requested_slot": "address"},
+        metadata={
+            "wechat": {"location": {"latitude": 36.6610, "longitude": 117.0285, "label": "x"}}
+        },
+    )
+    _, slots = extract(tracker)
+    assert slots["located"]["community"] == "和平新村社区"
+
+
+def test_extract_address_yes_and_no_to_the_known_address(demo_database):
+    known = {"requested_slot": "address", "known_address": "裕园社区3号楼"}
+    _, slots = extract(make_tracker("是", intent="affirm", slots=known))
+    assert slots["address"] == "裕园社区3号楼"
+    _, slots = extract(make_tracker("不是", intent="deny", slots=known))
+    assert slots["address"] is None and slots["known_address"] is None
+
+
+def test_extract_address_gives_up_after_the_third_miss(demo_database):
+    slots = {"requested_slot": "address"}
+    for attempt in (1, 2):
+        _, result = extract(make_tracker("说不清", intent="out_of_scope", slots=slots))
+        assert result["address_attempts"] == attempt and result["address"] is None
+        slots["address_attempts"] = attempt
+    dispatcher, result = extract(make_tracker("说不清", intent="out_of_scope", slots=slots))
+    assert responses(dispatcher) == ["utter_address_handover"]
+    assert result["address"] == "地址待社区核实"
+
+
+def test_extract_address_ignores_interruptions_and_other_questions(demo_database):
+    assert (
+        extract(
+            make_tracker(
+                "你是机器人吗", intent="bot_challenge", slots={"requested_slot": "address"}
+            )
+        )[1]
+        == {}
+    )
+    assert (
+        extract(
+            make_tracker(
+                "和平新村3号楼", intent="inform_address", slots={"requested_slot": "description"}
+            )
+        )[1]
+        == {}
+    )
+
+
+def confirmed_slots(**extra):
+    slots = {
+        "category": "HEATING",
+        "category_label": "供暖供气",
+        "description": "暖气不热",
+        "address": "和平新村社区3号楼2单元501",
+        "located": {
+            "community": "和平新村社区",
+            "building": 3,
+            "unit": "2",
+            "room": "501",
+            "grid": "HPXC-01",
+            "level": "grid",
+        },
+        "report_confirmed": True,
+    }
+    slots.update(extra)
+    return slots
+
+
+def tickets(url):
+    engine = create_engine(url, future=True)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT number, channel, message_id, photos FROM tickets")
+        ).all()
+    engine.dispose()
+    return rows
+
+
+def test_submit_opens_one_ticket_per_confirming_message(demo_database):
+    tracker = make_tracker(
+        "是", intent="affirm", slots=confirmed_slots(photos=["http://pic/1"]), message_id="MSG-1"
+    )
+    dispatcher, events = run(ActionSubmitReport(), tracker)
+    assert responses(dispatcher) == ["utter_ticket_opened_grid"]
+    message = dispatcher.messages[0]
+    assert message["worker_name"] == "王芳" and message["grid_name"]
+    # the action retried with the same message: same ticket, not a second one
+    dispatcher_again, _ = run(ActionSubmitReport(), tracker)
+    assert dispatcher_again.messages[0]["ticket_number"] == message["ticket_number"]
+    [row] = tickets(demo_database)
+    assert row.channel == "wechat" and row.message_id == "MSG-1"
+    assert slot_events(events)["category"] is None  # the report is done
+
+
+def test_submit_without_a_yes_opens_nothing(demo_database):
+    dispatcher, _ = run(
+        ActionSubmitReport(),
+        make_tracker("不是", intent="deny", slots=confirmed_slots(report_confirmed=False)),
+    )
+    assert responses(dispatcher) == ["utter_report_discarded"]
+    assert tickets(demo_database) == []
+
+
+def test_database_down_asks_to_try_again_and_keeps_the_report(demo_database, monkeypatch):
+    from bot import frontdesk
+
+    def down(**kwargs):
+        raise frontdesk.StoreUnavailable("database is locked")
+
+    monkeypatch.setattr(frontdesk, "submit_report", down)
+    dispatcher, events = run(
+        ActionSubmitReport(), make_tracker("是", intent="affirm", slots=confirmed_slots())
+    )
+    assert responses(dispatcher) == ["utter_ticket_failed"]
+    assert slot_events(events) == {"pending_question": "submit"}
+
+
+def test_a_photo_is_attached_to_the_report_in_progress(demo_database):
+    tracker = make_tracker(
+        "/share_photo",
+        intent="share_photo",
+        slots={"photos": ["http://a"]},
+        metadata={"wechat": {"pic_url": "http://b"}},
+    )
+    _, events = run(ActionAttachPhoto(), tracker)
+    assert slot_events(events)["photos"] == ["http://a", "http://b"]
+
+
+@pytest.mark.parametrize("text", ["", "😡😡", "'; DROP TABLE tickets;--"])
+def test_start_report_survives_odd_messages(demo_database, text):
+    dispatcher, _ = run(ActionStartReport(), make_tracker(text, intent="report_sanitation"))
+    assert "utter_ack_category" in responses(dispatcher)
