@@ -25,9 +25,7 @@ def load_examples() -> dict[str, list[str]]:
             if "intent" not in block:
                 continue
             lines = [
-                line[2:].strip()
-                for line in block["examples"].splitlines()
-                if line.startswith("- ")
+                line[2:].strip() for line in block["examples"].splitlines() if line.startswith("- ")
             ]
             examples.setdefault(block["intent"], []).extend(lines)
     return examples
@@ -100,7 +98,9 @@ def test_no_near_duplicates_within_an_intent(intent):
 def test_user_dictionary_has_the_domain_words():
     words = {
         line.split()[0]
-        for line in (ROOT / "data" / "dict" / "userdict.txt").read_text(encoding="utf-8").splitlines()
+        for line in (ROOT / "data" / "dict" / "userdict.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
         if line.strip()
     }
     for word in ("僵尸车", "错时停车", "暖气片", "低保", "回迁房", "网格员", "和平新村", "裕园"):

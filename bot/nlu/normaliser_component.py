@@ -22,9 +22,7 @@ from bot.nlu.normalise import MAX_NLU_CHARS, normalise
 ORIGINAL_TEXT = "original_text"
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
 class TextNormaliser(GraphComponent):
     """Folds traditional characters, full-width forms and noise to one form."""
 
