@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from bot.settings import get_settings
 
@@ -212,8 +213,16 @@ def _escalate_run(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
         while True:
-            with session_scope(engine) as session:
-                done = escalate_overdue(session)
+            try:
+                with session_scope(engine) as session:
+                    done = escalate_overdue(session)
+            except OperationalError as exc:
+                # A locked or unreachable database must not stop the periodic
+                # task: the overdue tickets are still overdue next round.
+                if not args.every:
+                    raise
+                print(f"escalation round skipped: {exc.orig or exc}", file=sys.stderr)
+                done = []
             if not done and not args.every:
                 print("没有超时工单 / nothing overdue")
             for e in done:

@@ -137,7 +137,7 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
 class Service:
     name: str
     command: list[str]
-    health_url: str
+    health_url: str | None  # None: a worker without an HTTP port
     process: subprocess.Popen | None = None
 
 
@@ -172,6 +172,20 @@ def services(settings: Settings, model: Path, endpoints: str | None = None) -> l
             ),
             f"http://127.0.0.1:{settings.rasa_port}/",
         ),
+        # SLA escalation inside the running service: overdue tickets move
+        # grid -> community -> street, each step once, in the event log.
+        Service(
+            "escalation",
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "escalate",
+                "--every",
+                str(settings.escalation_interval_seconds),
+            ],
+            None,
+        ),
     ]
 
 
@@ -195,7 +209,8 @@ def start(all_services: list[Service], env: Mapping[str, str], timeout: float = 
     for service in all_services:
         service.process = subprocess.Popen(service.command, cwd=PROJECT_ROOT, env=dict(env))
     for service in all_services:
-        wait_healthy(service.health_url, timeout, service.process)
+        if service.health_url:
+            wait_healthy(service.health_url, timeout, service.process)
 
 
 def stop(all_services: list[Service]) -> None:
@@ -255,7 +270,7 @@ def shell() -> int:
     """`make shell`: chat in the terminal, with the action server running."""
     settings = get_settings()
     model = ensure_model()
-    actions = services(settings, model)[0]
+    actions = next(s for s in services(settings, model) if s.name == "actions")
     env = rasa_environment(settings)
     try:
         start([actions], env)
