@@ -3,6 +3,7 @@ checked in the replies and in the ticket database."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -197,3 +198,26 @@ def test_traditional_and_simplified_are_understood_alike(rasa_stack):
         ("請問低保怎麼申請", "请问低保怎么申请"),
     ]:
         assert intent(traditional) == intent(simplified)
+
+
+def test_every_message_is_logged_in_the_sql_tracker_store(rasa_stack):
+    resident = Resident(rasa_stack.rasa_url)
+    resident.say("你好")
+    resident.say("谢谢")
+    engine = create_engine(rasa_stack.env["TRACKER_DATABASE_URL"], future=True)
+    try:
+        with engine.connect() as connection:
+            texts = (
+                connection.execute(
+                    text(
+                        "SELECT data FROM events WHERE sender_id = :sender AND type_name = 'user'"
+                        " ORDER BY id"
+                    ),
+                    {"sender": resident.sender},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert [json.loads(row)["text"] for row in texts] == ["你好", "谢谢"]
