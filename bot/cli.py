@@ -286,3 +286,18 @@ def _demo_load_run(args: argparse.Namespace) -> int:
     print(f"loaded demo directory {path}")
     _print_changes(changes)
     return 0
+
+
+# -- web ---------------------------------------------------------------------
+
+
+@command("web", "serve the web app (workers, admins, Open311, simulator) on WEB_PORT")
+def _web(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(handler=_web_run)
+
+
+def _web_run(args: argparse.Namespace) -> int:
+    from bot.web.app import run
+
+    run()
+    return 0

@@ -123,6 +123,9 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
             "WECHAT_APP_SECRET": settings.wechat_app_secret or "",
             "WECHAT_API_BASE": settings.wechat_api_base,
             "DATABASE_URL": settings.database_url,
+            "WEB_PORT": str(settings.web_port),
+            "RASA_PORT": str(settings.rasa_port),
+            "ACTIONS_PORT": str(settings.actions_port),
             "REDIS_HOST": env.get("REDIS_HOST", "127.0.0.1"),
             "REDIS_PORT": env.get("REDIS_PORT", "6379"),
             "REDIS_DB": env.get("REDIS_DB", "0"),
@@ -171,6 +174,11 @@ def services(settings: Settings, model: Path, endpoints: str | None = None) -> l
                 ),
             ),
             f"http://127.0.0.1:{settings.rasa_port}/",
+        ),
+        Service(
+            "web",
+            [sys.executable, "-m", "bot", "web"],
+            f"http://127.0.0.1:{settings.web_port}/healthz",
         ),
         # SLA escalation inside the running service: overdue tickets move
         # grid -> community -> street, each step once, in the event log.
@@ -253,6 +261,7 @@ def run() -> int:
             f"  token: {settings.wechat_token}{token_note}\n"
             f"  REST channel     http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
             f"  action server    http://127.0.0.1:{settings.actions_port}/health\n"
+            f"  web app          http://127.0.0.1:{settings.web_port}/\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

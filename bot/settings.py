@@ -79,6 +79,8 @@ class Settings:
     grid_directory_path: Path
     timezone: str
     escalation_interval_seconds: int
+    web_host: str
+    web_secret_key: str
     extra: dict[str, str] = field(default_factory=dict)
     # WeChat channel: seconds to wait for the assistant before answering `success` and
     # pushing the answer later (WeChat gives up at 5 s); the EncodingAESKey in force
@@ -89,6 +91,27 @@ class Settings:
     @property
     def wechat_safe_mode(self) -> bool:
         return bool(self.wechat_appid and self.wechat_aes_key)
+
+
+def _development_secret() -> str:
+    """A per-machine secret for signing web sessions when WEB_SECRET_KEY is
+    unset: generated once, kept in var/ (never committed), so sessions survive
+    restarts and every process of one installation agrees on it."""
+    path = VAR_DIR / "web-secret"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        import secrets
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        try:
+            with path.open("x", encoding="utf-8") as handle:
+                handle.write(secret)
+            path.chmod(0o600)
+        except FileExistsError:  # another process was first
+            return path.read_text(encoding="utf-8").strip()
+        return secret
 
 
 def load_settings() -> Settings:
@@ -117,6 +140,8 @@ def load_settings() -> Settings:
         ),
         timezone=_env("TZ_NAME", "Asia/Shanghai") or "Asia/Shanghai",
         escalation_interval_seconds=_int_env("ESCALATION_INTERVAL_SECONDS", 300),
+        web_host=_env("WEB_HOST", "127.0.0.1") or "127.0.0.1",
+        web_secret_key=_env("WEB_SECRET_KEY") or _development_secret(),
         wechat_reply_deadline_seconds=float(_env("WECHAT_REPLY_DEADLINE_SECONDS", "4.0") or 4.0),
         wechat_aes_key_previous=_env("WECHAT_AES_KEY_PREVIOUS"),
     )

@@ -344,3 +344,54 @@ def _guard_tickets(session: Session, _context: Any, _instances: Any) -> None:
 
 def _status_history(ticket: Ticket) -> bool:
     return bool(inspect(ticket).attrs.status.history.has_changes())
+
+
+NOTIFICATION_CHANNELS = ("wecom", "wechat")
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "deferred")
+
+
+class Notification(TimestampMixin, Base):
+    """Outbox of messages to workers (WeCom group robot) and residents (WeChat).
+
+    A message is written in the same transaction as the change it reports,
+    then delivered and retried with backoff by the web app's sender; a failed
+    push never loses the ticket and is kept with its error. `deferred`: WeChat
+    no longer allows pushing to the resident, the news waits for their next
+    message.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(_in_list("channel", NOTIFICATION_CHANNELS), name="channel"),
+        CheckConstraint(_in_list("status", NOTIFICATION_STATUSES), name="status"),
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_target", "channel", "target", "status"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(ForeignKey("tickets.id"), nullable=True, index=True)
+    channel = Column(String(16), nullable=False)
+    target = Column(String(200), nullable=False)  # robot key or the resident's OpenID
+    kind = Column(String(32), nullable=False)  # new_ticket, accepted, resolved, reopened ...
+    payload = Column(JSON, nullable=False, default=dict)
+    status = Column(String(16), nullable=False, default="pending")
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(UTCDateTime(), nullable=True)
+    last_error = Column(Text, nullable=True)
+    sent_at = Column(UTCDateTime(), nullable=True)
+
+    ticket = relationship("Ticket")
+
+
+class ApiKey(TimestampMixin, Base):
+    """Keys of other city systems posting Open311 requests (only a hash is kept)."""
+
+    __tablename__ = "api_keys"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False)
+    prefix = Column(String(16), nullable=False)  # shown to admins to tell keys apart
+    key_hash = Column(String(128), nullable=False, unique=True)
+    created_by = Column(String(100), nullable=True)
+    active = Column(Boolean, nullable=False, default=True)
+    last_used_at = Column(UTCDateTime(), nullable=True)

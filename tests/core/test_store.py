@@ -8,6 +8,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
@@ -27,9 +28,8 @@ def test_upgrade_is_idempotent(db_url) -> None:
     upgrade_to_head(db_url)
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == (
-            "0001_initial"
-        )
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
         names = set(inspect(conn).get_table_names())
     engine.dispose()
     assert {t.name for t in metadata.sorted_tables} <= names

@@ -1,0 +1,1 @@
+"""The web app: grid workers' pages, admins' console, Open311 API, resident simulator."""

@@ -1,0 +1,13 @@
+"""Typed keys of what the web app keeps on the Application object."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", Engine)
+HTTP = web.AppKey("http", aiohttp.ClientSession)

@@ -1,0 +1,1 @@
+"""Request handlers, thin: parse the request, call bot/, render."""
