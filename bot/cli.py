@@ -288,6 +288,81 @@ def _demo_load_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- apikeys ------------------------------------------------------------------
+
+
+@command("apikeys", "API keys of other systems posting Open311 requests")
+def _apikeys(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="apikeys_command", metavar="ACTION", required=True)
+    create = sub.add_parser("create", help="create a key (printed once; only its hash is kept)")
+    create.add_argument("name", help="the system that will use it, e.g. 12345热线")
+    create.add_argument("--by", help="who creates it (recorded)")
+    create.set_defaults(handler=_apikeys_create)
+    listing = sub.add_parser("list", help="list keys (prefix, name, state, last use)")
+    listing.set_defaults(handler=_apikeys_list)
+    revoke = sub.add_parser("revoke", help="revoke the key with this prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(handler=_apikeys_revoke)
+
+
+def _apikeys_create(args: argparse.Namespace) -> int:
+    from bot.apikeys import create_key
+    from bot.store.db import session_scope
+
+    engine = _engine(args)
+    try:
+        with session_scope(engine) as session:
+            try:
+                key = create_key(session, args.name, created_by=args.by or "cli")
+            except ValueError as exc:
+                print(exc, file=sys.stderr)
+                return 2
+    finally:
+        engine.dispose()
+    print(f"created API key {key.prefix} ({key.name}); it is shown only this once:")
+    print(key.token)
+    return 0
+
+
+def _apikeys_list(args: argparse.Namespace) -> int:
+    from bot.apikeys import list_keys
+    from bot.store.db import session_scope
+
+    tz = ZoneInfo(get_settings().timezone)
+    engine = _engine(args)
+    try:
+        with session_scope(engine, readonly=True) as session:
+            keys = list_keys(session)
+    finally:
+        engine.dispose()
+    if not keys:
+        print("no API keys (create one: python -m bot apikeys create NAME)")
+    for k in keys:
+        used = k.last_used_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-"
+        created = k.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        state = "active" if k.active else "revoked"
+        print(f"{k.prefix}  {state:7}  created {created}  last used {used}  {k.name}")
+    return 0
+
+
+def _apikeys_revoke(args: argparse.Namespace) -> int:
+    from bot.apikeys import revoke_key
+    from bot.store.db import session_scope
+
+    engine = _engine(args)
+    try:
+        with session_scope(engine) as session:
+            try:
+                key = revoke_key(session, args.prefix)
+            except LookupError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+    finally:
+        engine.dispose()
+    print(f"revoked API key {key.prefix} ({key.name})")
+    return 0
+
+
 # -- web ---------------------------------------------------------------------
 
 
@@ -300,4 +375,124 @@ def _web_run(args: argparse.Namespace) -> int:
     from bot.web.app import run
 
     run()
+    return 0
+
+
+# -- workers -------------------------------------------------------------------
+
+
+@command("workers", "web app accounts: passwords, admins, list")
+def _workers(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="workers_command", metavar="ACTION", required=True)
+    pw = sub.add_parser("set-password", help="set a worker's web password (ends their sessions)")
+    pw.add_argument("phone")
+    pw.add_argument(
+        "--password", help="the new password (default: asked for, or generated and printed)"
+    )
+    pw.set_defaults(handler=_workers_set_password)
+    ls = sub.add_parser("list", help="list workers with role, community, grids")
+    ls.set_defaults(handler=_workers_list)
+    add = sub.add_parser("add-admin", help="add an admin account")
+    add.add_argument("name")
+    add.add_argument("phone")
+    add.add_argument(
+        "--password", help="the password (default: asked for, or generated and printed)"
+    )
+    add.set_defaults(handler=_workers_add_admin)
+
+
+def _new_password(given: str | None) -> tuple[str, bool]:
+    """(password, generated): --password, else asked on a terminal, else generated."""
+    import getpass
+    import secrets
+
+    if given:
+        return given, False
+    if sys.stdin.isatty():
+        first = getpass.getpass("新密码 / new password: ")
+        if first != getpass.getpass("再输入一次 / again: "):
+            raise ValueError("两次输入的密码不一致 / the passwords differ")
+        return first, False
+    return secrets.token_urlsafe(12), True
+
+
+def _workers_set_password(args: argparse.Namespace) -> int:
+    from bot.store.db import session_scope
+    from bot.web.auth import set_password
+
+    try:
+        password, generated = _new_password(args.password)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    engine = _engine(args)
+    try:
+        with session_scope(engine) as session:
+            worker = set_password(session, args.phone, password)
+            name = worker.name
+    except (LookupError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"已为{name}（{args.phone}）设置密码" + (f"：{password}" if generated else ""))
+    return 0
+
+
+def _workers_add_admin(args: argparse.Namespace) -> int:
+    from bot.store.db import session_scope
+    from bot.web.auth import add_admin
+
+    try:
+        password, generated = _new_password(args.password)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    engine = _engine(args)
+    try:
+        with session_scope(engine) as session:
+            add_admin(session, args.name, args.phone, password)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(
+        f"已添加管理员{args.name}，账号 {args.phone}" + (f" 密码 {password}" if generated else "")
+    )
+    return 0
+
+
+def _workers_list(args: argparse.Namespace) -> int:
+    from bot.store.db import session_scope
+    from bot.web.auth import ROLE_LABELS, list_workers
+
+    engine = _engine(args)
+    try:
+        with session_scope(engine, readonly=True) as session:
+            rows = list_workers(session)
+    finally:
+        engine.dispose()
+    if not rows:
+        print("还没有工作人员 / no workers")
+        return 0
+    for w in rows:
+        flags = []
+        if not w.active:
+            flags.append("已停用")
+        if not w.has_password:
+            flags.append("未设密码")
+        print(
+            "\t".join(
+                [
+                    str(w.id),
+                    w.name,
+                    w.phone or "-",
+                    ROLE_LABELS.get(w.role, w.role),
+                    w.community or "-",
+                    ",".join(w.grids) or "-",
+                    " ".join(flags),
+                ]
+            ).rstrip()
+        )
     return 0

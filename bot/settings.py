@@ -31,6 +31,13 @@ def _int_env(name: str, default: int) -> int:
     return int(value) if value is not None else default
 
 
+def _bool_env(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 def resolve_sqlite_url(url: str) -> str:
     """Make a relative SQLite path relative to the project root, not the cwd.
 
@@ -87,10 +94,27 @@ class Settings:
     # before a key rotation, still tried when decrypting.
     wechat_reply_deadline_seconds: float = 4.0
     wechat_aes_key_previous: str | None = None
+    # Notifications: the public address of the web app (links in WeCom messages;
+    # empty means http://127.0.0.1:WEB_PORT) and how often the web app's sender
+    # looks for due notifications.
+    web_base_url: str = ""
+    notify_interval_seconds: float = 2.0
+    # Mark the web app's cookies Secure (send them over https only). Set it when
+    # a TLS-terminating proxy serves the app; requests arriving over TLS
+    # directly get Secure cookies anyway.
+    web_cookie_secure: bool = False
+    # The resident simulator (/simulator and its WeChat API stand-in) is a development
+    # tool: production deployments set SIMULATOR_ENABLED=false.
+    simulator_enabled: bool = True
 
     @property
     def wechat_safe_mode(self) -> bool:
         return bool(self.wechat_appid and self.wechat_aes_key)
+
+    @property
+    def public_web_url(self) -> str:
+        """Base URL of the web app as workers' phones reach it (no trailing slash)."""
+        return self.web_base_url.rstrip("/") or f"http://127.0.0.1:{self.web_port}"
 
 
 def _development_secret() -> str:
@@ -144,6 +168,10 @@ def load_settings() -> Settings:
         web_secret_key=_env("WEB_SECRET_KEY") or _development_secret(),
         wechat_reply_deadline_seconds=float(_env("WECHAT_REPLY_DEADLINE_SECONDS", "4.0") or 4.0),
         wechat_aes_key_previous=_env("WECHAT_AES_KEY_PREVIOUS"),
+        web_base_url=(_env("WEB_BASE_URL", "") or "").rstrip("/"),
+        notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", "2.0") or 2.0),
+        simulator_enabled=_bool_env("SIMULATOR_ENABLED", True),
+        web_cookie_secure=_bool_env("WEB_COOKIE_SECURE", False),
     )
 
 

@@ -11,8 +11,10 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from bot.notify.sender import sender_ctx
 from bot.settings import Settings, get_settings
 from bot.store.db import make_engine
+from bot.web.auth import setup_auth
 from bot.web.keys import ENGINE, HTTP, SETTINGS
 from bot.web.routes import setup_routes
 
@@ -51,6 +53,10 @@ def create_app(
     )
     app.cleanup_ctx.append(_database_ctx(engine))
     app.cleanup_ctx.append(_http_client)
+    # notifications: the outbox sender runs in the background while the app does
+    # (after the database and HTTP resources, so it stops before they close).
+    app.cleanup_ctx.append(sender_ctx)
+    setup_auth(app)  # sessions, CSRF, first admin (after the database resource)
     setup_routes(app)
     return app
 
