@@ -95,6 +95,9 @@ class ActionAnswerAffirm(Action):
             return [SlotSet("pending_question", None)]
         if question == PENDING_SUBMIT:
             return submit(dispatcher, tracker)
+        rated = answer_rating(dispatcher, tracker, satisfied=True)
+        if rated is not None:
+            return rated
         dispatcher.utter_message(response="utter_anything_else")
         return []
 
@@ -115,5 +118,36 @@ class ActionAnswerDeny(Action):
         if question == PENDING_SUBMIT:
             dispatcher.utter_message(response="utter_report_discarded")
             return clear_report()
+        rated = answer_rating(dispatcher, tracker, satisfied=False)
+        if rated is not None:
+            return rated
         dispatcher.utter_message(response="utter_anything_else")
         return []
+
+
+def answer_rating(
+    dispatcher: CollectingDispatcher, tracker: Tracker, satisfied: bool
+) -> list[EventType] | None:
+    """满意 / 不满意 after a resolution notice rates the resident's resolved ticket.
+
+    None when there is nothing to rate (the yes / no then means something else).
+    """
+    try:
+        pending = frontdesk.pending_rating(tracker.sender_id)
+        if pending is None:
+            return None
+        line = frontdesk.rate(
+            tracker.sender_id, pending.ticket_number, satisfied, comment=original_text(tracker)
+        )
+    except frontdesk.StoreUnavailable:
+        dispatcher.utter_message(response="utter_ticket_failed")
+        return []
+    except frontdesk.NotRatable:  # closed or reopened meanwhile
+        return None
+    dispatcher.utter_message(
+        response="utter_rating_thanks" if satisfied else "utter_rating_reopened",
+        ticket_number=line.ticket_number,
+        category_label=line.category_label,
+        due_text=line.due_text,
+    )
+    return []

@@ -12,17 +12,20 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.nlu.normalise import normalise
 from bot.routing.locator import Located, Locator, get_locator
 from bot.settings import get_settings
 from bot.store.db import session_scope
+from bot.store.models import Ticket, TicketEvent, aware
 from bot.taxonomy import Category, get_taxonomy
 from bot.tickets import service
 from bot.tickets.state import IllegalTransition
@@ -298,5 +301,106 @@ def cancel(sender_id: str, number: str, reason: str | None = None) -> TicketLine
             status=ticket.status,
             status_label=STATUS_LABELS.get(ticket.status, ticket.status),
             latest_note=reason,
+            due_text=due_text(ticket.due_at),
+        )
+
+
+# -- rating a resolved ticket ---------------------------------------------------------
+
+# How long after the resolution a yes / no still rates it.
+RATING_WINDOW = timedelta(days=7)
+
+
+class NotRatable(LookupError):
+    """No resolved ticket of this resident's to rate (or it changed meanwhile)."""
+
+
+@dataclass(frozen=True)
+class RatingRequest:
+    """A resolved ticket waiting for the resident's 满意 / 不满意."""
+
+    ticket_number: str
+    category_label: str
+    resolved_at: datetime
+
+
+def pending_rating(sender_id: str, now: datetime | None = None) -> RatingRequest | None:
+    """The resident's most recently resolved ticket not rated yet, within RATING_WINDOW.
+
+    A rating closes (满意) or reopens (不满意) the ticket, so any ticket still
+    resolved is unrated; one reopened and resolved again asks again.
+    """
+    since = aware(now) - RATING_WINDOW
+    with _transaction(readonly=True) as session:
+        row = session.execute(
+            select(Ticket.number, Ticket.category_code, TicketEvent.at)
+            .join(TicketEvent, TicketEvent.ticket_id == Ticket.id)
+            .where(
+                Ticket.sender_id == sender_id,
+                Ticket.status == "resolved",
+                TicketEvent.type == "resolved",
+                TicketEvent.at >= since,
+            )
+            .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    return RatingRequest(
+        ticket_number=row.number, category_label=_label(row.category_code), resolved_at=row.at
+    )
+
+
+_BARE_RATING = re.compile(r"^(不?满意|不太满意|还行|挺好的?|好的?)$")
+
+
+def rate(
+    sender_id: str,
+    number: str,
+    satisfied: bool,
+    comment: str | None = None,
+    now: datetime | None = None,
+) -> TicketLine:
+    """The resident's verdict on a resolved ticket of theirs.
+
+    满意: the ticket is closed. 不满意: it is reopened with a fresh time limit and the
+    worker's group robot hears of it (bot.notify, same transaction). `comment` is the
+    resident's words ("不满意，还是不热"), kept as the reason when they say more than
+    the bare verdict.
+    """
+    actor = f"resident:{sender_id}"
+    words = re.sub(r"[\s\W_]+", "", comment or "")
+    said_more = bool(words) and not _BARE_RATING.match(words)
+    with _transaction() as session:
+        ticket = service.get_ticket(session, number)
+        if ticket is None or ticket.sender_id != sender_id or ticket.status != "resolved":
+            raise NotRatable(f"no resolved ticket {number} of {sender_id}")
+        try:
+            if satisfied:
+                service.close(
+                    session,
+                    ticket,
+                    actor=actor,
+                    note="居民满意" + (f"：{comment}" if said_more else ""),
+                    data={"rating": "satisfied"},
+                    now=now,
+                )
+            else:
+                service.reopen(
+                    session,
+                    ticket,
+                    actor=actor,
+                    reason="居民不满意" + (f"：{comment}" if said_more else ""),
+                    data={"rating": "unsatisfied"},
+                    now=now,
+                )
+        except (IllegalTransition, StaleDataError) as error:  # changed meanwhile
+            raise NotRatable(str(error)) from error
+        return TicketLine(
+            ticket_number=ticket.number,
+            category_label=_label(ticket.category_code),
+            status=ticket.status,
+            status_label=STATUS_LABELS.get(ticket.status, ticket.status),
+            latest_note=comment if said_more else None,
             due_text=due_text(ticket.due_at),
         )

@@ -12,6 +12,7 @@ credentials.yml (every key optional):
       reply_deadline_seconds: 4.0   # then `success`, and the answer is pushed later
       dedup_ttl_seconds: 60
       allow_intent_triggers: false  # true: residents' "/intent" texts reach Rasa as-is
+      max_concurrent_turns: 8       # Rasa turns run at once; the others queue
 
 A key missing or empty falls back to bot.settings (WECHAT_* environment variables);
 since Rasa refuses an unset ${VAR}, leaving keys out is the safe way. Routes:
@@ -68,6 +69,13 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "wechat"
 DEFAULT_REPLY_DEADLINE_SECONDS = 4.0  # WeChat waits 5 s; leave room for the network.
+# Rasa runs NLU, policies and tracker writes in the event loop, so every turn in
+# progress lengthens each loop iteration, and with it how late the deadline's timer
+# fires and new requests are read. Unbounded, messages arriving faster than Rasa
+# answers made every reply late (well past WeChat's 5 s, benchmarks/webhook_load.py);
+# bounded, the loop stays responsive, and a message waiting for a slot gets `success`
+# in time and its answer is pushed later.
+DEFAULT_MAX_CONCURRENT_TURNS = 8
 
 # Intent triggers for input that is not text (the domain declares these intents).
 INTENT_VOICE_UNRECOGNISED = "voice_unrecognised"
@@ -88,6 +96,9 @@ SILENT_EVENTS = frozenset(
 _FULLWIDTH_SOLIDUS = "／"
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+# News about a resident's tickets that WeChat did not let us push (bot.notify): given
+# with the reply to their next message. OpenID -> texts, marked delivered once taken.
+DeferredNotices = Callable[[str], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class WeChatConfig:
     reply_deadline_seconds: float = DEFAULT_REPLY_DEADLINE_SECONDS
     dedup_ttl_seconds: float = DEFAULT_TTL_SECONDS
     allow_intent_triggers: bool = False
+    max_concurrent_turns: int = DEFAULT_MAX_CONCURRENT_TURNS  # 0: no bound
 
     @property
     def safe_mode(self) -> bool:
@@ -138,6 +150,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("reply_deadline_seconds", "dedup_ttl_seconds"):
         if name in out:
             out[name] = float(out[name])
+    if "max_concurrent_turns" in out:
+        out["max_concurrent_turns"] = int(out["max_concurrent_turns"])
     if isinstance(out.get("allow_intent_triggers"), str):
         out["allow_intent_triggers"] = out["allow_intent_triggers"].lower() in (
             "1",
@@ -250,7 +264,12 @@ class WeChatInput(InputChannel):
         credentials = credentials or {}
         known = set(WeChatConfig.__dataclass_fields__)
         overrides = {k: v for k, v in credentials.items() if k in known}
-        return cls(WeChatConfig.from_settings(**overrides))
+        from bot.notify.outbox import pop_deferred_notices_from_store
+
+        return cls(
+            WeChatConfig.from_settings(**overrides),
+            deferred_notices=pop_deferred_notices_from_store,
+        )
 
     def __init__(
         self,
@@ -258,8 +277,10 @@ class WeChatInput(InputChannel):
         *,
         api: WeChatApiClient | None = None,
         exchanges: ExchangeStore | None = None,
+        deferred_notices: DeferredNotices | None = None,
     ) -> None:
         self.config = config or WeChatConfig.from_settings()
+        self.deferred_notices = deferred_notices
         self.crypto: WXBizMsgCrypt | None = None
         if self.config.safe_mode:
             self.crypto = WXBizMsgCrypt(
@@ -276,6 +297,7 @@ class WeChatInput(InputChannel):
         )
         # Strong references: the loop keeps only weak ones to tasks.
         self._background: set[asyncio.Future[Any]] = set()
+        self._turn_slots: asyncio.Semaphore | None = None  # created in the running loop
 
     def get_output_channel(self) -> OutputChannel | None:
         return WeChatOutputChannel(self.api)
@@ -427,12 +449,30 @@ class WeChatInput(InputChannel):
     async def _run(self, on_new_message: OnNewMessage, message: UserMessage) -> str:
         collector = message.output_channel
         try:
-            await on_new_message(message)
+            if self.config.max_concurrent_turns > 0:
+                if self._turn_slots is None:
+                    self._turn_slots = asyncio.Semaphore(self.config.max_concurrent_turns)
+                async with self._turn_slots:
+                    await on_new_message(message)
+            else:
+                await on_new_message(message)
         except Exception:  # noqa: BLE001 - a failed turn is logged, WeChat gets `success`
             logger.exception("wechat: processing message %s failed", message.message_id)
             return ""
         messages = getattr(collector, "messages", [])
-        return join_replies(messages)
+        notices = await self._take_deferred_notices(message.sender_id)
+        return join_replies([*notices, *messages])
+
+    async def _take_deferred_notices(self, openid: str) -> list[str]:
+        # Taken only now that the reply exists, so they go out with it; a failing
+        # store costs the news this time, never the reply.
+        if self.deferred_notices is None:
+            return []
+        try:
+            return await self.deferred_notices(openid)
+        except Exception:  # noqa: BLE001
+            logger.exception("wechat: deferred notices for %s unavailable", openid)
+            return []
 
     def _on_done(self, exchange: Exchange) -> None:
         if exchange.decide() is Delivery.PUSH:

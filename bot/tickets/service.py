@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot.notify import outbox
 from bot.routing.locator import Located, Location, Route, get_locator
 from bot.settings import get_settings
 from bot.store.models import (
@@ -253,6 +254,7 @@ def open_ticket(
                     now=now,
                 )
             session.flush()
+            outbox.enqueue_new_ticket(session, ticket, now=now)  # same transaction
     except IntegrityError:
         existing = _by_message(session, sender_id, message_id) if message_id else None
         if existing is None:
@@ -381,6 +383,7 @@ def accept(
     if worker is not None:
         t.assignee = worker
     session.flush()
+    outbox.enqueue_resident_update(session, t, outbox.KIND_ACCEPTED, note=note, now=now)
     return t
 
 
@@ -394,6 +397,7 @@ def resolve(
     t = _ticket(session, ticket)
     transition(t, Action.RESOLVE, actor=actor, note=note, now=now)
     session.flush()
+    outbox.enqueue_resident_update(session, t, outbox.KIND_RESOLVED, note=note, now=now)
     return t
 
 
@@ -403,10 +407,11 @@ def close(
     actor: str,
     note: str | None = None,
     now: datetime | None = None,
+    data: dict | None = None,
 ) -> Ticket:
     """Final close of a resolved ticket (resident satisfied, or staff after a while)."""
     t = _ticket(session, ticket)
-    transition(t, Action.CLOSE, actor=actor, note=note, now=now)
+    transition(t, Action.CLOSE, actor=actor, note=note, data=data, now=now)
     session.flush()
     return t
 
@@ -418,13 +423,15 @@ def reopen(
     reason: str | None = None,
     now: datetime | None = None,
     taxonomy: Taxonomy | None = None,
+    data: dict | None = None,
 ) -> Ticket:
     """The resident is not satisfied: back to open with a fresh SLA window."""
     t = _ticket(session, ticket)
     now = aware(now)
-    transition(t, Action.REOPEN, actor=actor, note=reason, now=now)
+    transition(t, Action.REOPEN, actor=actor, note=reason, data=data, now=now)
     t.due_at = now + timedelta(hours=_category(t.category_code, taxonomy).sla_hours)
     session.flush()
+    outbox.enqueue_reopened(session, t, reason=reason, data=data, now=now)
     return t
 
 

@@ -1,0 +1,421 @@
+"""Writing notifications into the outbox, in the transaction of the change they report.
+
+bot.tickets.service calls these right after a change is flushed, so a ticket change
+and its notice commit (or roll back) together: there is no change without its notice
+and no notice without its change. Nothing here talks to the network; the web app's
+sender (bot.notify.sender) delivers pending rows later and retries failures, so a
+failed push never loses a ticket.
+
+Rows:
+    wecom   target = the group robot's key; payload = the robot's JSON body (markdown)
+    wechat  target = the resident's OpenID; payload = {"text": ...}
+
+Residents who did not write through WeChat cannot be pushed to: their notices are
+stored `deferred` at once and given with their next message (`pop_deferred_notices`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.settings import Settings, get_settings
+from bot.store.models import Notification, Ticket, Worker, aware
+from bot.taxonomy import get_taxonomy
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "KIND_ACCEPTED",
+    "KIND_NEW_TICKET",
+    "KIND_REOPENED",
+    "KIND_RESOLVED",
+    "RATING_PROMPT",
+    "TICKET_PATH",
+    "enqueue_new_ticket",
+    "enqueue_reopened",
+    "enqueue_resident_update",
+    "pop_deferred_notices",
+    "pop_deferred_notices_from_store",
+    "robot_key_for",
+    "ticket_url",
+]
+
+KIND_NEW_TICKET = "new_ticket"
+KIND_ACCEPTED = "accepted"
+KIND_RESOLVED = "resolved"
+KIND_REOPENED = "reopened"
+RESIDENT_KINDS = (KIND_ACCEPTED, KIND_RESOLVED)
+
+# The worker pages' URL of one ticket (the web app's worker views).
+TICKET_PATH = "/tickets/{number}"
+
+MAX_WECOM_BYTES = 2048  # the robot refuses longer content
+MAX_WECHAT_BYTES = 2000  # a customer-service text; WeChat's limit is 2,048 bytes
+EXCERPT_CHARS = 120
+NOTE_CHARS = 300
+ELLIPSIS = "…"
+
+RATING_PROMPT = "满意请回复“满意”，不满意请回复“不满意”。"
+
+# Deferred news older than this is no longer worth telling (the resident has long
+# seen the outcome some other way); it stays in the outbox as it is.
+DEFERRED_MAX_AGE = timedelta(days=30)
+MAX_DEFERRED_NOTICES = 5
+
+
+# -- where -----------------------------------------------------------------------
+
+
+def robot_key_for(ticket: Ticket) -> str | None:
+    """The WeCom group robot that hears about `ticket`, or None.
+
+    A grid-level ticket goes to its grid's robot; a ticket above grid level (or
+    without a grid) to its community's robot. No key configured: no push.
+    """
+    if ticket.level == "grid" and ticket.grid is not None:
+        return (ticket.grid.wecom_webhook_key or "").strip() or None
+    if ticket.community is not None:
+        return (ticket.community.wecom_webhook_key or "").strip() or None
+    return None
+
+
+def ticket_url(number: str, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return settings.public_web_url + TICKET_PATH.format(number=number)
+
+
+# -- text helpers ----------------------------------------------------------------------
+
+
+def _fit_bytes(text: str, limit: int) -> str:
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    budget = limit - len(ELLIPSIS.encode("utf-8"))
+    return text.encode("utf-8")[:budget].decode("utf-8", "ignore").rstrip() + ELLIPSIS
+
+
+def _excerpt(text: str | None, chars: int) -> str:
+    one_line = re.sub(r"\s+", " ", text or "").strip()
+    return one_line if len(one_line) <= chars else one_line[:chars].rstrip() + ELLIPSIS
+
+
+def _md_safe(text: str) -> str:
+    """Residents' words inside WeCom markdown: no mentions, tags or links of theirs."""
+    return (
+        text.replace("<", "＜")
+        .replace(">", "＞")
+        .replace("[", "［")
+        .replace("]", "］")
+        .replace("`", "'")
+        .replace("*", "＊")
+    )
+
+
+def _local_text(dt: datetime | None) -> str:
+    if dt is None:
+        return "未设定"
+    local = dt.astimezone(ZoneInfo(get_settings().timezone))
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def _category_label(ticket: Ticket) -> str:
+    category = get_taxonomy().by_code(ticket.category_code)
+    return category.label if category else ticket.category_code
+
+
+def _address(ticket: Ticket) -> str:
+    parts = [ticket.community.name if ticket.community else ""]
+    if ticket.building is not None:
+        parts.append(f"{ticket.building}号楼")
+    if ticket.unit:
+        parts.append(f"{ticket.unit}单元")
+    if ticket.room:
+        parts.append(str(ticket.room))
+    text = "".join(parts)
+    if ticket.address_text and ticket.address_text not in text:
+        text = f"{text}（{ticket.address_text}）" if text else ticket.address_text
+    if not text and ticket.lat is not None and ticket.lon is not None:
+        text = f"位置 {ticket.lat:.5f}, {ticket.lon:.5f}"
+    return text or "未提供"
+
+
+def _office(ticket: Ticket) -> str:
+    community = ticket.community
+    if ticket.level == "street":
+        street = community.street if community else None
+        return (street.office_name or street.name) if street else "街道办事处"
+    if community is None:
+        return "社区居委会"
+    return community.office_name or f"{community.name}居委会"
+
+
+def _handler_line(ticket: Ticket) -> str:
+    """Who should act, naming the worker and mentioning them in the group."""
+    worker: Worker | None = ticket.assignee
+    if worker is None:
+        return f"办理单位：{_office(ticket)}"
+    role = "网格员" if worker.role == "grid_worker" else "经办人"
+    line = f"{role}：{_md_safe(worker.name)}"
+    if worker.wecom_userid:
+        line += f" <@{worker.wecom_userid}>"
+    elif worker.phone:
+        line += f"（{worker.phone}）"
+    return line
+
+
+def _wecom_markdown(title: str, lines: list[str], ticket: Ticket, mention: str) -> dict:
+    """The robot's JSON body; the description excerpt shrinks until it fits 2,048 bytes."""
+    link = f"[查看工单]({ticket_url(ticket.number)})"
+    excerpt_chars = EXCERPT_CHARS
+    while True:
+        description = _md_safe(_excerpt(ticket.description, excerpt_chars))
+        body = [f"## {title}", *lines, f"> 内容：{description}", mention, link]
+        content = "\n".join(line for line in body if line)
+        if len(content.encode("utf-8")) <= MAX_WECOM_BYTES or excerpt_chars <= 10:
+            break
+        excerpt_chars //= 2
+    return {"msgtype": "markdown", "markdown": {"content": _fit_bytes(content, MAX_WECOM_BYTES)}}
+
+
+def _add(
+    session: Session,
+    ticket: Ticket,
+    *,
+    channel: str,
+    target: str,
+    kind: str,
+    payload: dict,
+    now: datetime,
+    status: str = "pending",
+    last_error: str | None = None,
+) -> Notification:
+    notification = Notification(
+        ticket_id=ticket.id,
+        channel=channel,
+        target=target,
+        kind=kind,
+        payload=payload,
+        status=status,
+        attempts=0,
+        next_attempt_at=now if status == "pending" else None,
+        last_error=last_error,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(notification)
+    session.flush()
+    return notification
+
+
+# -- to workers ------------------------------------------------------------------------
+
+
+def enqueue_new_ticket(
+    session: Session, ticket: Ticket, now: datetime | None = None
+) -> Notification | None:
+    """Tell the grid's (or community's) robot about a new ticket; None without a key."""
+    key = robot_key_for(ticket)
+    if key is None:
+        return None
+    now = aware(now)
+    lines = [
+        f'> 类别：<font color="warning">{_md_safe(_category_label(ticket))}</font>',
+        f"> 地址：{_md_safe(_address(ticket))}",
+        f"> 办理时限：{_local_text(ticket.due_at)}",
+    ]
+    payload = _wecom_markdown(f"新工单 {ticket.number}", lines, ticket, _handler_line(ticket))
+    return _add(
+        session,
+        ticket,
+        channel="wecom",
+        target=key,
+        kind=KIND_NEW_TICKET,
+        payload=payload,
+        now=now,
+    )
+
+
+def enqueue_reopened(
+    session: Session,
+    ticket: Ticket,
+    reason: str | None = None,
+    data: dict | None = None,
+    now: datetime | None = None,
+) -> Notification | None:
+    """Tell the worker's robot that the ticket is open again (e.g. resident not satisfied)."""
+    key = robot_key_for(ticket)
+    if key is None:
+        return None
+    now = aware(now)
+    unsatisfied = (data or {}).get("rating") == "unsatisfied"
+    headline = "居民不满意，工单已重新打开" if unsatisfied else "工单已重新打开"
+    lines = [
+        f'> <font color="warning">{headline}</font>',
+        f"> 类别：{_md_safe(_category_label(ticket))}",
+        f"> 地址：{_md_safe(_address(ticket))}",
+    ]
+    if reason:
+        lines.append(f"> 原因：{_md_safe(_excerpt(reason, EXCERPT_CHARS))}")
+    lines.append(f"> 新办理时限：{_local_text(ticket.due_at)}")
+    payload = _wecom_markdown(
+        f"工单 {ticket.number} 重新打开", lines, ticket, _handler_line(ticket)
+    )
+    return _add(
+        session,
+        ticket,
+        channel="wecom",
+        target=key,
+        kind=KIND_REOPENED,
+        payload=payload,
+        now=now,
+    )
+
+
+# -- to residents ----------------------------------------------------------------------
+
+
+def _subject(ticket: Ticket) -> str:
+    label = _category_label(ticket)
+    if ticket.kind == "handoff":
+        return "您请工作人员联系您的事"
+    if ticket.kind == "service":
+        return f"您申请办理的{label}事项"
+    if ticket.kind == "proposal":
+        return f"您提出的{label}事项"
+    return f"您反映的{label}问题"
+
+
+def resident_text(ticket: Ticket, kind: str, note: str | None = None) -> str:
+    """What the resident is told when the ticket is accepted or resolved."""
+    subject = _subject(ticket)
+    if kind == KIND_ACCEPTED:
+        worker = ticket.assignee
+        if worker is not None:
+            role = "网格员" if worker.role == "grid_worker" else "工作人员"
+            who = f"{role}{worker.name}"
+        else:
+            who = _office(ticket)
+        text = f"{subject}（工单号{ticket.number}）已由{who}受理，正在处理。"
+        if note:
+            text += f"\n处理说明：{_excerpt(note, NOTE_CHARS)}"
+        return _fit_bytes(text, MAX_WECHAT_BYTES)
+    if kind == KIND_RESOLVED:
+        done = f"{subject}已处理：{_excerpt(note, NOTE_CHARS)}" if note else f"{subject}已处理。"
+        # The rating question must survive any cut.
+        suffix = f"（工单号{ticket.number}）\n{RATING_PROMPT}"
+        return _fit_bytes(done, MAX_WECHAT_BYTES - len(suffix.encode("utf-8"))) + suffix
+    raise ValueError(f"no resident notice for {kind!r}")
+
+
+def enqueue_resident_update(
+    session: Session,
+    ticket: Ticket,
+    kind: str,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> Notification:
+    """Tell the resident that their ticket was accepted or resolved.
+
+    WeChat residents are pushed to (the sender defers the notice when WeChat no longer
+    allows it); residents of other channels cannot be pushed to, so the notice is
+    deferred at once and given with their next message.
+    """
+    if kind not in RESIDENT_KINDS:
+        raise ValueError(f"no resident notice for {kind!r}")
+    now = aware(now)
+    pushable = ticket.channel == "wechat"
+    return _add(
+        session,
+        ticket,
+        channel="wechat",
+        target=ticket.sender_id,
+        kind=kind,
+        payload={"text": resident_text(ticket, kind, note)},
+        now=now,
+        status="pending" if pushable else "deferred",
+        last_error=None if pushable else f"channel {ticket.channel!r}: no push",
+    )
+
+
+def pop_deferred_notices(
+    session: Session, sender_id: str, now: datetime | None = None
+) -> list[str]:
+    """The deferred news for a resident, oldest first, marked sent (once only).
+
+    Only the newest notice of each ticket is given (a resolution makes the earlier
+    acceptance moot). Each row is claimed with a conditional UPDATE, so two messages
+    of the same resident processed at once do not both give the same news.
+    """
+    now = aware(now)
+    rows = (
+        session.execute(
+            select(Notification)
+            .where(
+                Notification.channel == "wechat",
+                Notification.target == sender_id,
+                Notification.status == "deferred",
+                Notification.created_at >= now - DEFERRED_MAX_AGE,
+            )
+            .order_by(Notification.created_at, Notification.id)
+        )
+        .scalars()
+        .all()
+    )
+    newest: dict[object, Notification] = {}
+    for row in rows:
+        newest[row.ticket_id if row.ticket_id is not None else ("row", row.id)] = row
+    keep = {row.id for row in list(newest.values())[-MAX_DEFERRED_NOTICES:]}
+    texts: list[str] = []
+    for row in rows:
+        claimed = session.execute(
+            update(Notification)
+            .where(Notification.id == row.id, Notification.status == "deferred")
+            .values(status="sent", sent_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        text = (row.payload or {}).get("text")
+        if claimed and row.id in keep and isinstance(text, str) and text.strip():
+            texts.append(text.strip())
+    return texts
+
+
+def _has_deferred(session: Session, sender_id: str) -> bool:
+    return (
+        session.execute(
+            select(Notification.id)
+            .where(
+                Notification.channel == "wechat",
+                Notification.target == sender_id,
+                Notification.status == "deferred",
+                Notification.created_at >= aware(None) - DEFERRED_MAX_AGE,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+async def pop_deferred_notices_from_store(sender_id: str) -> list[str]:
+    """`pop_deferred_notices` on this process's database, off the event loop.
+
+    A read-only look first: most messages have no deferred news, and those must not
+    wait for SQLite's write lock.
+    """
+    from bot.store.db import get_engine, session_scope
+
+    def work() -> list[str]:
+        engine = get_engine()
+        with session_scope(engine, readonly=True) as session:
+            if not _has_deferred(session, sender_id):
+                return []
+        with session_scope(engine) as session:
+            return pop_deferred_notices(session, sender_id)
+
+    return await asyncio.to_thread(work)
