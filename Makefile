@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 RASA := $(PY) -m rasa
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install train shell eval bench-nlu validate lint format unit stories clean
+.PHONY: run test install train shell eval bench-nlu validate lint format unit stories clean browser-deps
 
 run: $(STAMP)
 	$(PY) -m bot.launcher run
@@ -39,7 +39,7 @@ unit: $(STAMP)
 stories: $(STAMP)
 	$(PY) -m bot.launcher test-stories
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(PY) -m bot.launcher train
 	$(MAKE) --no-print-directory validate
 	$(MAKE) --no-print-directory unit
@@ -61,3 +61,16 @@ format: $(STAMP)
 
 clean:
 	rm -rf results .pytest_cache
+
+# browser-deps: Debian's headless Chromium for the browser tests (tests/browser),
+# driven by Playwright with executable_path=/usr/bin/chromium. Never a downloaded
+# browser: do not run `playwright install`.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "The browser tests need Debian's chromium: as root, run"; \
+		echo "  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"; \
+		echo "(until then the browser tests are skipped)"; \
+	fi

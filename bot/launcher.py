@@ -245,7 +245,16 @@ def prepare_database(env: Mapping[str, str]) -> None:
 
 def run() -> int:
     """`make run`: prepare everything, start all processes, stop them on Ctrl-C."""
+    from bot import simulator
+
     settings = get_settings()
+    # Development: with no real WECHAT_APP_SECRET nothing could reach residents'
+    # WeChat, so the processes started here send customer-service messages (late
+    # answers, ticket notices) to the resident simulator's stand-in of WeChat's API on
+    # the web app, with a development appid/secret (plaintext mode, no AES key). A
+    # configured secret leaves everything as configured.
+    dev_settings = simulator.development_settings(settings)
+    settings = dev_settings or settings
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
     env = rasa_environment(settings)
     prepare_database(env)
@@ -254,6 +263,15 @@ def run() -> int:
     try:
         start(all_services, env)
         token_note = " (development token)" if settings.wechat_token == DEV_WECHAT_TOKEN else ""
+        simulator_banner = ""
+        if settings.simulator_enabled:
+            simulator_banner = f"  居民模拟器 http://127.0.0.1:{settings.web_port}/simulator\n"
+        if dev_settings is not None:
+            simulator_banner += (
+                "  WECHAT_APP_SECRET unset: customer-service messages go to the simulator's\n"
+                f"  stand-in of WeChat's API ({settings.wechat_api_base}),\n"
+                "  with a development appid/secret; residents' WeChat receives nothing.\n"
+            )
         print(
             "\nThe neighbourhood assistant is running:\n"
             f"  Rasa server      http://127.0.0.1:{settings.rasa_port}/\n"
@@ -262,6 +280,7 @@ def run() -> int:
             f"  REST channel     http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
             f"  action server    http://127.0.0.1:{settings.actions_port}/health\n"
             f"  web app          http://127.0.0.1:{settings.web_port}/\n"
+            f"{simulator_banner}"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
