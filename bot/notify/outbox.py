@@ -314,21 +314,28 @@ def resident_text(ticket: Ticket, kind: str, note: str | None = None) -> str:
     raise ValueError(f"no resident notice for {kind!r}")
 
 
+# Channels whose tickets come from systems, not from a resident in a chat.
+NO_RESIDENT_CHANNELS = frozenset({"open311"})
+
+
 def enqueue_resident_update(
     session: Session,
     ticket: Ticket,
     kind: str,
     note: str | None = None,
     now: datetime | None = None,
-) -> Notification:
+) -> Notification | None:
     """Tell the resident that their ticket was accepted or resolved.
 
     WeChat residents are pushed to (the sender defers the notice when WeChat no longer
-    allows it); residents of other channels cannot be pushed to, so the notice is
-    deferred at once and given with their next message.
+    allows it); residents of other chat channels cannot be pushed to, so the notice is
+    deferred at once and given with their next message. Requests from other city
+    systems (Open311) have no resident to tell: they read the status through the API.
     """
     if kind not in RESIDENT_KINDS:
         raise ValueError(f"no resident notice for {kind!r}")
+    if ticket.channel in NO_RESIDENT_CHANNELS:
+        return None
     now = aware(now)
     pushable = ticket.channel == "wechat"
     return _add(

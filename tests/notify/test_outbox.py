@@ -176,3 +176,12 @@ def test_reopen_tells_the_worker(engine: Engine) -> None:
         ticket = session.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
         assert ticket.status == "open"
         assert ticket.events[-1].data["rating"] == "unsatisfied"
+
+
+def test_open311_requests_tell_no_resident(engine: Engine) -> None:
+    number = open_report(engine, "o-1", sender_id="open311:abcd1234", channel="open311")
+    with session_scope(engine) as session:
+        service.accept(session, number, actor="worker:1:王芳")
+        service.resolve(session, number, actor="worker:1:王芳", note="已修好")
+    assert notifications(engine, channel="wechat") == []
+    assert len(notifications(engine, kind="new_ticket")) == 1  # the worker still hears of it
