@@ -165,9 +165,14 @@ class ValidateReportForm(FormValidationAction):
         """
         if tracker.get_slot("requested_slot") != "address":
             return {}
-        if intent_of(tracker) in INTERRUPTIONS:
+        intent = intent_of(tracker)
+        if intent in INTERRUPTIONS:
             return {}
-        return {"address": original_text(tracker) or intent_of(tracker) or "?"}
+        if intent == "deny" and not tracker.get_slot("known_address"):
+            # "算了 不用了" to "where?": not an address but dropping the report
+            # (the rule for a no during the form takes over)
+            return {}
+        return {"address": original_text(tracker) or intent or "?"}
 
     def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -16,10 +16,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.settings import DEV_WECHAT_TOKEN, PROJECT_ROOT, Settings, get_settings
+from bot.settings import (
+    DEV_WECHAT_TOKEN,
+    PROJECT_ROOT,
+    Settings,
+    development_rasa_token,
+    get_settings,
+)
 
 MODELS_DIR = PROJECT_ROOT / "models"
 
@@ -129,10 +135,15 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
             "REDIS_HOST": env.get("REDIS_HOST", "127.0.0.1"),
             "REDIS_PORT": env.get("REDIS_PORT", "6379"),
             "REDIS_DB": env.get("REDIS_DB", "0"),
+            # Rasa would otherwise send usage telemetry (no network here anyway)
+            "RASA_TELEMETRY_ENABLED": env.get("RASA_TELEMETRY_ENABLED", "false"),
             # TensorFlow's start-up chatter hides the lines that matter
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
         }
     )
+    # Rasa and the web app (which hot-swaps models with PUT /model) share one token.
+    if settings.rasa_auth_token:
+        env["RASA_AUTH_TOKEN"] = settings.rasa_auth_token
     return env
 
 
@@ -142,6 +153,11 @@ class Service:
     command: list[str]
     health_url: str | None  # None: a worker without an HTTP port
     process: subprocess.Popen | None = None
+
+
+def rasa_token(settings: Settings) -> str | None:
+    """The token of Rasa's HTTP API: the settings', else RASA_AUTH_TOKEN."""
+    return settings.rasa_auth_token or os.environ.get("RASA_AUTH_TOKEN") or None
 
 
 def services(settings: Settings, model: Path, endpoints: str | None = None) -> list[Service]:
@@ -167,11 +183,7 @@ def services(settings: Settings, model: Path, endpoints: str | None = None) -> l
                 "--port",
                 str(settings.rasa_port),
                 "--enable-api",
-                *(
-                    ["--auth-token", os.environ["RASA_AUTH_TOKEN"]]
-                    if os.environ.get("RASA_AUTH_TOKEN")
-                    else []
-                ),
+                *(["--auth-token", token] if (token := rasa_token(settings)) else []),
             ),
             f"http://127.0.0.1:{settings.rasa_port}/",
         ),
@@ -243,6 +255,25 @@ def prepare_database(env: Mapping[str, str]) -> None:
         )
 
 
+def serving_model(settings: Settings) -> Path:
+    """The model to start Rasa with: the one last deployed (bot.training registry)
+    if its file exists, else the model of the current training inputs."""
+    from bot.training.registry import Registry
+
+    registry = Registry.from_settings(settings)
+    deployed = registry.deployed()
+    if deployed is not None:
+        name, path = deployed
+        if registry.record_for(name, path).fingerprint != training_fingerprint():
+            print(
+                f"Serving the deployed model {name}; the training data changed since "
+                "(python -m bot nlu retrain trains, compares and deploys).",
+                flush=True,
+            )
+        return path
+    return ensure_model()
+
+
 def run() -> int:
     """`make run`: prepare everything, start all processes, stop them on Ctrl-C."""
     from bot import simulator
@@ -256,9 +287,12 @@ def run() -> int:
     dev_settings = simulator.development_settings(settings)
     settings = dev_settings or settings
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
+    # Rasa's HTTP API can swap the model: never serve it without a token.
+    if not settings.rasa_auth_token:
+        settings = replace(settings, rasa_auth_token=development_rasa_token(create=True))
     env = rasa_environment(settings)
     prepare_database(env)
-    model = ensure_model()
+    model = serving_model(settings)
     all_services = services(settings, model)
     try:
         start(all_services, env)

@@ -212,3 +212,10 @@ def test_a_photo_is_attached_to_the_report_in_progress(demo_database):
 def test_start_report_survives_odd_messages(demo_database, text):
     dispatcher, _ = run(ActionStartReport(), make_tracker(text, intent="report_sanitation"))
     assert "utter_ack_category" in responses(dispatcher)
+
+
+def test_a_no_to_where_drops_the_report_instead_of_counting_as_an_address(demo_database):
+    _, slots = extract(
+        make_tracker("算了 不用了", intent="deny", slots={"requested_slot": "address"})
+    )
+    assert "address" not in slots and "address_attempts" not in slots

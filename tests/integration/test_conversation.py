@@ -188,7 +188,10 @@ def test_sql_in_a_report_is_stored_as_plain_text(rasa_stack):
 def test_traditional_and_simplified_are_understood_alike(rasa_stack):
     def intent(message: str) -> str:
         response = requests.post(
-            f"{rasa_stack.rasa_url}/model/parse", json={"text": message}, timeout=30
+            f"{rasa_stack.rasa_url}/model/parse",
+            json={"text": message},
+            params=rasa_stack.rasa_api_params,
+            timeout=30,
         )
         return response.json()["intent"]["name"]
 
@@ -221,3 +224,10 @@ def test_every_message_is_logged_in_the_sql_tracker_store(rasa_stack):
     finally:
         engine.dispose()
     assert [json.loads(row)["text"] for row in texts] == ["你好", "谢谢"]
+
+
+def test_never_mind_when_asked_where_drops_the_report(rasa_stack):
+    resident = Resident(rasa_stack.rasa_url)
+    assert "几号楼" in resident.say("小区门口的路灯不亮了 晚上黑乎乎的")
+    assert "先不提交" in resident.say("算了 不用了")
+    assert tickets_of(rasa_stack.database_url, resident.sender) == []
