@@ -32,7 +32,7 @@ from bot.store.models import (
     Worker,
     aware,
 )
-from bot.taxonomy import Category, Taxonomy, get_taxonomy
+from bot.taxonomy import HANDOFF, Category, Taxonomy, get_taxonomy
 from bot.tickets.state import (
     IN_PROGRESS,
     TERMINAL,
@@ -62,6 +62,7 @@ __all__ = [
     "get_ticket",
     "open_ticket",
     "open_tickets_for",
+    "recategorise",
     "reopen",
     "resolve",
     "set_location",
@@ -474,6 +475,60 @@ def transfer(
     t.routing_reason = f"由{old['grid'] or old['level']}转派至{grid.name}（{grid.code}）" + (
         f"：{reason}" if reason else ""
     )
+    session.flush()
+    return t
+
+
+def recategorise(
+    session: Session,
+    ticket: Ticket | str,
+    category_code: str,
+    actor: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> Ticket:
+    """Give the ticket another category (the assistant chose the wrong one).
+
+    Not a status change: the status stays, and the change is on record as a
+    `note` event with data {"category_from", "category_to"} (the review inbox
+    reads it as a worker's label for the resident's message). The deadline
+    keeps its window's start and takes the new category's SLA; the handler
+    and level stay (transfer or escalate for those). Closed and cancelled
+    tickets keep their category.
+    """
+    t = _ticket(session, ticket)
+    new = _category(category_code, taxonomy)
+    if new.code == HANDOFF.code:
+        raise ValueError("人工联系不是诉求类别 / HANDOFF is not a category to choose")
+    if Status(t.status) in TERMINAL:
+        raise ValueError(
+            f"工单{t.number}已{'关闭' if t.status == Status.CLOSED.value else '撤销'}，不能修改类别"
+            f" / ticket {t.number} is {t.status}; its category stays"
+        )
+    if new.code == t.category_code:
+        raise ValueError(
+            f"工单{t.number}已是“{new.label}” / ticket {t.number} is {new.code} already"
+        )
+    old = (taxonomy or get_taxonomy()).by_code(t.category_code)
+    now = aware(now)
+    note = f"类别由“{old.label if old else t.category_code}”改为“{new.label}”" + (
+        f"：{reason}" if reason else ""
+    )
+    event = record(
+        t,
+        "note",
+        actor=actor,
+        note=note,
+        data={"category_from": t.category_code, "category_to": new.code},
+        now=now,
+    )
+    if t.due_at is not None:
+        old_hours = old.sla_hours if old else new.sla_hours
+        t.due_at = t.due_at - timedelta(hours=old_hours) + timedelta(hours=new.sla_hours)
+    t.category_code = new.code
+    t.kind = new.kind
+    t.updated_at = event.at
     session.flush()
     return t
 

@@ -84,6 +84,7 @@ DONE_MESSAGES = {
     "resolve": "已办结该工单。",
     "transfer": "工单已转派。",
     "escalate": "工单已升级。",
+    "recategorise": "工单类别已修改。",
 }
 
 NUMBER_RE = re.compile(r"^\d{8}-\d{4,}$")
@@ -304,6 +305,9 @@ class TicketPage:
     actions: set[str]
     escalate_to: str | None
     grid_choices: list[tuple[str, list[GridChoice]]] = field(default_factory=list)
+    # "change category": (code, label) of the other categories, when allowed
+    category_code: str = ""
+    category_choices: list[tuple[str, str]] = field(default_factory=list)
 
 
 def load_ticket_page(
@@ -322,6 +326,9 @@ def load_ticket_page(
     up = next_level(ticket.level)
     if up is not None and can(ticket.status, Action.ESCALATE):
         actions.add("escalate")
+    categories = _category_choices(ticket)
+    if categories:
+        actions.add("recategorise")
     address = format_address(ticket)
     return TicketPage(
         id=ticket.id,
@@ -363,7 +370,16 @@ def load_ticket_page(
         grid_choices=_grid_choices(session, exclude=ticket.grid_id)
         if "transfer" in actions
         else [],
+        category_code=ticket.category_code,
+        category_choices=categories,
     )
+
+
+def _category_choices(ticket: Ticket) -> list[tuple[str, str]]:
+    """Categories the ticket may be changed to (none once closed or cancelled)."""
+    if Status(ticket.status) in (Status.CLOSED, Status.CANCELLED):
+        return []
+    return [(c.code, c.label) for c in get_taxonomy().categories if c.code != ticket.category_code]
 
 
 def _grid_choices(session: Session, exclude: int | None) -> list[tuple[str, list[GridChoice]]]:
@@ -395,7 +411,7 @@ class ActionRefused(Exception):
         self.status = status
 
 
-ACTIONS = ("accept", "note", "resolve", "transfer", "escalate")
+ACTIONS = ("accept", "note", "resolve", "transfer", "escalate", "recategorise")
 
 
 def perform_action(
@@ -406,6 +422,7 @@ def perform_action(
     note: str = "",
     grid_code: str = "",
     now: datetime | None = None,
+    category_code: str = "",
 ) -> bool:
     """Do `action` on the ticket as `worker`, in the caller's transaction.
 
@@ -445,6 +462,16 @@ def perform_action(
         # Without a reason the service would write its overdue wording.
         reason = note or f"{worker.name}提请升级至{LEVEL_LABELS.get(up or '', '上一级')}"
         service.escalate(session, ticket, actor, reason=reason, now=now)
+    elif action == "recategorise":
+        # the assistant chose the wrong category (the review inbox learns from this)
+        if not category_code.strip():
+            raise ActionRefused("请选择新的类别。")
+        try:
+            service.recategorise(
+                session, ticket, category_code.strip(), actor, reason=note or None, now=now
+            )
+        except ValueError as error:
+            raise ActionRefused(chinese_part(error), status=409) from None
     else:
         raise ActionRefused("未知的操作。")
     session.flush()
@@ -654,12 +681,26 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     note = str(form.get("note", ""))
     grid_code = str(form.get("grid", ""))
-    values: dict[str, Any] = {"action": action, "note": note, "grid": grid_code}
+    category_code = str(form.get("category", ""))
+    values: dict[str, Any] = {
+        "action": action,
+        "note": note,
+        "grid": grid_code,
+        "category": category_code,
+    }
 
     try:
         still_visible = await run_db(
             request.app,
-            lambda s: perform_action(s, worker, number, action, note=note, grid_code=grid_code),
+            lambda s: perform_action(
+                s,
+                worker,
+                number,
+                action,
+                note=note,
+                grid_code=grid_code,
+                category_code=category_code,
+            ),
         )
     except service.TicketNotFound:
         return _not_found(request)

@@ -1,0 +1,153 @@
+"""Reading resident messages from Rasa's conversation log (its SQL tracker store).
+
+Rasa writes one row per event into its `events` table (id, sender_id,
+type_name, timestamp, intent_name, action_name, data JSON); a resident message
+is a row with type_name 'user' whose `data` holds the text and Rasa's
+`parse_data` (intent, intent_ranking, our normaliser's original_text ...).
+This module only ever reads that table.
+
+Reading in id order from an id on is a range scan of the table's primary key
+(rowid on SQLite), so no index of our own is needed on a table Rasa owns:
+each batch reads the new rows once, whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.future import create_engine
+
+from bot.settings import resolve_sqlite_url
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_INTENT = "nlu_fallback"
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    """One resident message of the log, as the review inbox keeps it."""
+
+    event_id: int
+    sender_id: str
+    text: str
+    timestamp: datetime
+    intent: str | None  # what the assistant acted on (may be nlu_fallback)
+    top_intent: str | None  # the best intent other than the fallback
+    second_intent: str | None
+    confidence: float  # of top_intent
+    margin: float  # top_intent's confidence minus second_intent's
+
+
+def open_log(url: str) -> Engine | None:
+    """An engine that reads the conversation log at `url`, or None when a
+    SQLite log file does not exist yet (it is never created from here).
+
+    SQLite files are opened read-only: this process must never write Rasa's log.
+    """
+    url = resolve_sqlite_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            return None
+        path = Path(database)
+        if not path.is_file():
+            return None
+        return create_engine(
+            f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true",
+            connect_args={"check_same_thread": False, "timeout": 5},
+        )
+    return create_engine(url, pool_pre_ping=True, pool_size=2)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def read_user_events(
+    engine: Engine, after_id: int, limit: int, up_to_id: int | None = None
+) -> list[tuple[int, str, float | None, str | None]]:
+    """(id, sender_id, timestamp, data) of user events with id > after_id, in id
+    order; [] when the log has no events table (yet)."""
+    sql = (
+        "SELECT id, sender_id, timestamp, data FROM events "
+        "WHERE id > :after AND type_name = 'user'"
+        + (" AND id <= :up_to" if up_to_id is not None else "")
+        + " ORDER BY id LIMIT :limit"
+    )
+    params: dict[str, int] = {"after": after_id, "limit": limit}
+    if up_to_id is not None:
+        params["up_to"] = up_to_id
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql), params)]
+    except SQLAlchemyError as error:
+        if _missing_table(error):
+            return []
+        raise
+
+
+def _missing_table(error: SQLAlchemyError) -> bool:
+    message = str(getattr(error, "orig", error)).lower()
+    return "no such table" in message or "does not exist" in message
+
+
+def parse_user_event(
+    event_id: int, sender_id: str, timestamp: float | None, data: str | None
+) -> LoggedMessage | None:
+    """The resident message of a user event, or None for what is no resident
+    text: intent triggers sent by channels and buttons ("/share_photo",
+    "/greet" on subscribe), empty texts, unreadable rows."""
+    try:
+        event = json.loads(data or "{}")
+    except ValueError:
+        logger.warning("events row %s: data is not JSON", event_id)
+        return None
+    if not isinstance(event, dict):
+        return None
+    parse = event.get("parse_data") or {}
+    if not isinstance(parse, dict):
+        parse = {}
+    message = event.get("text")
+    if not isinstance(message, str) or not message.strip():
+        message = parse.get("original_text") or parse.get("text")
+    if not isinstance(message, str):
+        return None
+    message = message.strip()
+    if not message or message.startswith("/"):
+        return None
+
+    predicted = parse.get("intent") if isinstance(parse.get("intent"), dict) else {}
+    intent = predicted.get("name") if isinstance(predicted.get("name"), str) else None
+    ranking = [
+        (r.get("name"), float(r.get("confidence") or 0.0))
+        for r in parse.get("intent_ranking") or []
+        if isinstance(r, dict) and r.get("name") and r.get("name") != FALLBACK_INTENT
+    ]
+    ranking.sort(key=lambda r: r[1], reverse=True)
+    if not ranking and intent and intent != FALLBACK_INTENT:
+        ranking = [(intent, float(predicted.get("confidence") or 0.0))]
+    top, confidence = ranking[0] if ranking else (None, 0.0)
+    second, second_confidence = ranking[1] if len(ranking) > 1 else (None, 0.0)
+
+    when = float(timestamp if timestamp is not None else event.get("timestamp") or 0.0)
+    return LoggedMessage(
+        event_id=int(event_id),
+        sender_id=str(sender_id),
+        text=message,
+        timestamp=datetime.fromtimestamp(when, tz=timezone.utc),
+        intent=intent,
+        top_intent=top,
+        second_intent=second,
+        confidence=round(confidence, 6),
+        margin=round(confidence - second_confidence, 6),
+    )

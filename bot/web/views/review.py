@@ -1,0 +1,377 @@
+"""Admin pages: the review inbox (/admin/review) and insights (/admin/insights).
+
+Admins only (403 for other roles, /login when logged out; CSRF on every POST
+through bot.web.auth). The work is in bot.review; these handlers parse the
+request, run it in a thread and render.
+
+The inbox copies new messages of the conversation log before each page (for
+at most INGEST_BUDGET seconds); a background task of the web app copies the
+rest every `review_ingest_interval_seconds`, so a long backlog (first start,
+an import) never makes a page slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.review.export import SKIP_REASONS, ExportResult, export_reviewed
+from bot.review.inbox import (
+    ACTIONS,
+    SORTS,
+    STATUSES,
+    DecideResult,
+    DecisionRefused,
+    InboxQuery,
+    decide,
+    load_inbox,
+    undo,
+)
+from bot.review.ingest import IngestResult, ingest
+from bot.review.insights import load_insights
+from bot.review.log import open_log
+from bot.store.models import Grid, ReviewDecision
+from bot.taxonomy import Taxonomy, get_taxonomy
+from bot.web import auth
+from bot.web.db import run_db
+from bot.web.keys import ENGINE, SETTINGS
+
+logger = logging.getLogger(__name__)
+
+ADMIN = ("admin",)
+admin_only = auth.login_required(roles=ADMIN)
+
+INGEST_BUDGET = 0.3  # seconds a page may spend copying new messages first
+BACKGROUND_BATCHES = 50  # batches per background round (50,000 messages)
+
+# Names of the conversation intents (categories have their labels in taxonomy.yml).
+DIALOGUE_LABELS = {
+    "greet": "问候",
+    "goodbye": "告别",
+    "thank": "感谢",
+    "affirm": "肯定",
+    "deny": "否定",
+    "bot_challenge": "问是不是机器人",
+    "check_ticket": "查询进度",
+    "cancel_ticket": "撤回诉求",
+    "request_human": "找工作人员",
+    "inform_address": "告知地址",
+    "out_of_scope": "超出范围",
+    "nlu_fallback": "未听懂",
+}
+
+DONE_MESSAGES = {
+    "confirm": "已确认",
+    "relabel": "已改标",
+    "suggested": "已采纳建议",
+    "out_of_scope": "已标为超出范围",
+    "dismiss": "已忽略",
+    "undo": "已撤销审核",
+}
+
+
+def intent_labels(taxonomy: Taxonomy) -> dict[str, str]:
+    labels = dict(DIALOGUE_LABELS)
+    for category in taxonomy.categories:
+        labels[category.intent] = category.label
+    return labels
+
+
+# -- the log and the background copy -------------------------------------------------
+
+
+class ReviewLog:
+    """The conversation log of this web app (opened once it exists) and one
+    copy at a time from it (pages skip their copy while another runs)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._open_lock = threading.Lock()
+        self._ingest_lock = threading.Lock()
+        self.last: IngestResult | None = None
+
+    def engine(self) -> Engine | None:
+        with self._open_lock:
+            if self._engine is None:
+                self._engine = open_log(self.url)
+            return self._engine
+
+    def ingest(
+        self, engine: Engine, time_budget: float | None = None, max_batches: int | None = None
+    ) -> IngestResult | None:
+        """Copy what is new; None when there is no log yet or a copy is running."""
+        log = self.engine()
+        if log is None:
+            return None
+        if not self._ingest_lock.acquire(blocking=False):
+            return None
+        try:
+            self.last = ingest(engine, log, time_budget=time_budget, max_batches=max_batches)
+            return self.last
+        finally:
+            self._ingest_lock.release()
+
+    def dispose(self) -> None:
+        with self._open_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+
+REVIEW_LOG = web.AppKey("review.log", ReviewLog)
+
+
+async def _copy_in_background(app: web.Application, interval: float) -> None:
+    log = app[REVIEW_LOG]
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(log.ingest, app[ENGINE], None, BACKGROUND_BATCHES)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a locked or unreachable database: try again next round
+            logger.warning("review inbox: copying the conversation log failed", exc_info=True)
+
+
+async def review_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[REVIEW_LOG] = ReviewLog(app[SETTINGS].tracker_database_url)
+    interval = app[SETTINGS].review_ingest_interval_seconds
+    task = asyncio.create_task(_copy_in_background(app, interval)) if interval > 0 else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    app[REVIEW_LOG].dispose()
+
+
+def setup(app: web.Application) -> None:
+    """Template helpers and the conversation log resource (call before the routes)."""
+    env = aiohttp_jinja2.get_env(app)
+    env.filters["review_percent"] = lambda value: f"{value * 100:.0f}%"
+    env.globals["review_intent_labels"] = intent_labels(get_taxonomy())
+    app.cleanup_ctx.append(review_ctx)
+
+
+# -- handlers -----------------------------------------------------------------------------
+
+
+def _render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    """Like the other admin pages: messages below the console's tabs."""
+    context = dict(context)
+    context["admin_message"] = context.pop("message", "")
+    context["admin_error"] = context.pop("error", "")
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    return auth.page_headers(response)
+
+
+def _url(path: str, params: dict[str, str]) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+def _done_message(query: Any) -> str:
+    done = query.get("done", "")
+    if done in DONE_MESSAGES:
+        text = f"{DONE_MESSAGES[done]} {_int(query.get('groups'))} 组"
+        if done != "undo":
+            text += f"（{_int(query.get('messages'))} 条消息）"
+        skipped = _int(query.get("skipped"))
+        if skipped:
+            text += f"；{skipped} 组未处理（已不在收件箱，或没有可用的标注）"
+        return text + "。"
+    if query.get("exported"):
+        text = (
+            f"已导出：reviewed.yml 现有 {_int(query.get('total'))} 条例句，"
+            f"新增 {_int(query.get('added'))} 条"
+        )
+        skipped = _int(query.get("skipped"))
+        if skipped:
+            text += f"，{skipped} 条未导出（与训练数据或评估集重复等）"
+        return text + "。"
+    return ""
+
+
+def _grid_codes(session: Any) -> list[str]:
+    return list(
+        session.execute(
+            select(Grid.code).where(Grid.active.is_(True)).order_by(Grid.code)
+        ).scalars()
+    )
+
+
+def _ready_to_export(session: Any) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(ReviewDecision)
+        .where(ReviewDecision.action != "dismiss", ReviewDecision.intent.isnot(None))
+    ).scalar_one()
+
+
+@admin_only
+async def review_page(request: web.Request) -> web.StreamResponse:
+    taxonomy = get_taxonomy()
+    query = InboxQuery.from_params(request.query, taxonomy.all_intents)
+    engine = request.app[ENGINE]
+    error = ""
+    copied = None
+    try:
+        copied = await asyncio.to_thread(request.app[REVIEW_LOG].ingest, engine, INGEST_BUDGET)
+    except SQLAlchemyError as exc:  # the inbox still shows what it has
+        logger.warning("review inbox: copying the conversation log failed: %s", exc)
+        error = "读取对话记录失败，下面显示的是已导入的消息。"
+    tz = request.app[SETTINGS].timezone
+
+    def work(session: Any) -> tuple[Any, list[str], int]:
+        return (
+            load_inbox(session, query, tz, taxonomy),
+            _grid_codes(session),
+            _ready_to_export(session),
+        )
+
+    page, grids, ready = await run_db(request.app, work, readonly=True)
+    behind = copied is not None and not copied.caught_up
+    return _render(
+        request,
+        "admin/review.html",
+        {
+            "page": page,
+            "q": query,
+            "grids": grids,
+            "sorts": SORTS,
+            "statuses": STATUSES,
+            "actions": ACTIONS,
+            "intents": taxonomy.all_intents,
+            "ready": ready,
+            "behind": behind,
+            "back": urlencode(query.params()),
+            "url": lambda **changes: _url("/admin/review", query.params(**changes)),
+            "message": _done_message(request.query),
+            "error": error,
+        },
+    )
+
+
+def _back(form: Any, intents: Any) -> dict[str, str]:
+    """The inbox's query to return to, rebuilt from its parameters (never a raw URL)."""
+    params = dict(parse_qsl(str(form.get("back", ""))[:2000]))
+    return InboxQuery.from_params(params, intents).params()
+
+
+@admin_only
+async def decide_action(request: web.Request) -> web.StreamResponse:
+    worker: auth.CurrentWorker = request["worker"]
+    taxonomy = get_taxonomy()
+    form = await request.post()
+    back = _back(form, taxonomy.all_intents)
+    one = str(form.get("one", ""))
+    if one:  # a row's own button: "<hash>:<action>"
+        norm_hash, _, action = one.partition(":")
+        hashes = [norm_hash]
+        label = str(form.get(f"label_{norm_hash}", "")) or str(form.get("label", ""))
+    else:
+        action = str(form.get("action", ""))
+        hashes = [str(h) for h in form.getall("group", [])]
+        label = str(form.get("label", ""))
+    if action not in ACTIONS:
+        return auth.render_error(request, 400, "未知的审核操作。", "操作未完成")
+    if not hashes:
+        raise web.HTTPSeeOther(_url("/admin/review", back))
+    if action == "relabel" and label not in taxonomy.all_intents:
+        return auth.render_error(request, 400, "改标时请选择一个意图。", "操作未完成")
+    try:
+        result: DecideResult = await run_db(
+            request.app,
+            lambda s: decide(s, hashes, action, worker.actor, label=label or None),
+        )
+    except DecisionRefused as exc:
+        return auth.render_error(request, 400, str(exc), "操作未完成")
+    params = {
+        **back,
+        "done": action,
+        "groups": str(result.groups),
+        "messages": str(result.messages),
+        "skipped": str(result.skipped),
+    }
+    raise web.HTTPSeeOther(_url("/admin/review", params))
+
+
+@admin_only
+async def undo_action(request: web.Request) -> web.StreamResponse:
+    taxonomy = get_taxonomy()
+    form = await request.post()
+    back = _back(form, taxonomy.all_intents)
+    one = str(form.get("one", ""))
+    if one:  # a row's own button: "<hash>:undo"
+        hashes = [one.partition(":")[0]]
+    else:
+        hashes = [str(h) for h in form.getall("group", [])]
+    groups = await run_db(request.app, lambda s: undo(s, hashes)) if hashes else 0
+    raise web.HTTPSeeOther(_url("/admin/review", {**back, "done": "undo", "groups": str(groups)}))
+
+
+@admin_only
+async def export_action(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    form = await request.post()
+    engine = request.app[ENGINE]
+    try:
+        result: ExportResult = await asyncio.to_thread(
+            export_reviewed, engine, settings.nlu_data_dir, settings.nlu_holdout_glob
+        )
+    except OSError as exc:  # e.g. data/nlu not writable by the web app's user
+        logger.warning("review export failed: %s", exc)
+        return auth.render_error(
+            request, 409, f"导出失败：无法写入训练数据目录（{exc.strerror}）。"
+        )
+    target = "/admin/insights" if form.get("from") == "insights" else "/admin/review"
+    params = {
+        "exported": "1",
+        "total": str(result.total),
+        "added": str(result.added),
+        "skipped": str(result.skipped),
+    }
+    raise web.HTTPSeeOther(_url(target, params))
+
+
+@admin_only
+async def insights_page(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    taxonomy = get_taxonomy()
+    with contextlib.suppress(SQLAlchemyError):
+        await asyncio.to_thread(request.app[REVIEW_LOG].ingest, request.app[ENGINE], INGEST_BUDGET)
+
+    def work(session: Any) -> tuple[Any, int]:
+        return load_insights(session, settings.nlu_data_dir, taxonomy), _ready_to_export(session)
+
+    insights, ready = await run_db(request.app, work, readonly=True)
+    return _render(
+        request,
+        "admin/insights.html",
+        {
+            "i": insights,
+            "ready": ready,
+            "skip_reasons": SKIP_REASONS,
+            "message": _done_message(request.query),
+        },
+    )
