@@ -496,3 +496,62 @@ def _workers_list(args: argparse.Namespace) -> int:
             ).rstrip()
         )
     return 0
+
+
+# -- nlu -----------------------------------------------------------------------
+# One command group for the NLU data and models: `python -m bot nlu ACTION`.
+# Training actions (retrain, evaluate, deploy, rollback, models) live in
+# bot/training/cli.py; add further actions (export ...) to this group.
+
+
+@command("nlu", "NLU training data and models: export, retrain, evaluate, deploy, rollback, models")
+def _nlu(p: argparse.ArgumentParser) -> None:
+    from bot.training.cli import add_actions as add_training_actions
+
+    sub = p.add_subparsers(dest="nlu_command", metavar="ACTION", required=True)
+    _nlu_export_action(sub)
+    add_training_actions(sub)
+
+
+def _nlu_export_action(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser(
+        "export",
+        help="write the review inbox's reviewed examples to data/nlu/reviewed.yml",
+        description="Write every confirmed, relabelled or out-of-scope group of the review "
+        "inbox (/admin/review) as a training example, in Rasa's YAML, deduplicated against "
+        "the other files of the NLU data folder and the held-out messages. The file is "
+        "regenerated each time; exporting again changes nothing.",
+    )
+    export.add_argument(
+        "--out", metavar="FILE", help="the file to write (default: NLU_DATA_DIR/reviewed.yml)"
+    )
+    export.add_argument(
+        "--nlu-dir", metavar="DIR", help="the NLU data folder (default: NLU_DATA_DIR, data/nlu)"
+    )
+    export.set_defaults(handler=_nlu_export)
+
+
+def _nlu_export(args: argparse.Namespace) -> int:
+    from bot.review.export import SKIP_REASONS, export_reviewed
+
+    settings = get_settings()
+    engine = _engine(args)
+    try:
+        result = export_reviewed(
+            engine,
+            args.nlu_dir or settings.nlu_data_dir,
+            settings.nlu_holdout_glob,
+            out=args.out,
+        )
+    finally:
+        engine.dispose()
+    state = "written" if result.changed else "unchanged"
+    print(
+        f"{result.path}: {result.total} examples ({state}; {result.added} new, "
+        f"{result.removed} removed, {result.skipped} skipped)"
+    )
+    for intent, count in result.by_intent.items():
+        print(f"  {intent}: {count}")
+    for reason, count in sorted(result.skipped_by_reason.items()):
+        print(f"  skipped {count}: {SKIP_REASONS.get(reason, reason)} ({reason})")
+    return 0

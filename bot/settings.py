@@ -106,6 +106,23 @@ class Settings:
     # The resident simulator (/simulator and its WeChat API stand-in) is a development
     # tool: production deployments set SIMULATOR_ENABLED=false.
     simulator_enabled: bool = True
+    # Rasa's HTTP API (--enable-api) answers only requests carrying this token
+    # (`?token=`); the web app needs it to hot-swap models (PUT /model). `make run`
+    # exports it to every process, generating a development token when unset
+    # (var/rasa-auth-token, read by `python -m bot nlu ...` as a fallback).
+    rasa_auth_token: str | None = None
+    # Retraining (bot/training): where model files and their JSON sidecars live,
+    # where the deployment history, training jobs and the training lock live, and
+    # the held-out messages (never trained on) that every model is scored on.
+    models_dir: Path = PROJECT_ROOT / "models"
+    model_registry_dir: Path = VAR_DIR / "models"
+    nlu_holdout_glob: str = "tests/data/holdout_*.yml"
+    # Review inbox (bot/review): the NLU data folder reviewed examples are
+    # exported into (data/nlu/reviewed.yml), and how often the web app copies
+    # new messages of the conversation log into the inbox (0: only when the
+    # inbox page is opened).
+    nlu_data_dir: Path = PROJECT_ROOT / "data" / "nlu"
+    review_ingest_interval_seconds: float = 10.0
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -136,6 +153,34 @@ def _development_secret() -> str:
         except FileExistsError:  # another process was first
             return path.read_text(encoding="utf-8").strip()
         return secret
+
+
+DEV_RASA_TOKEN_FILE = VAR_DIR / "rasa-auth-token"
+
+
+def development_rasa_token(create: bool = False) -> str | None:
+    """The development token of Rasa's HTTP API, kept in var/ (never committed).
+
+    `create=True` (the launcher) generates it on first use, so that Rasa's model
+    API is never served without a token; the CLI only reads it (a Rasa server
+    started by `make run` in another shell).
+    """
+    try:
+        return DEV_RASA_TOKEN_FILE.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    import secrets
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    try:
+        with DEV_RASA_TOKEN_FILE.open("x", encoding="utf-8") as handle:
+            handle.write(token)
+        DEV_RASA_TOKEN_FILE.chmod(0o600)
+    except FileExistsError:  # another process was first
+        return DEV_RASA_TOKEN_FILE.read_text(encoding="utf-8").strip()
+    return token
 
 
 def load_settings() -> Settings:
@@ -172,6 +217,14 @@ def load_settings() -> Settings:
         notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", "2.0") or 2.0),
         simulator_enabled=_bool_env("SIMULATOR_ENABLED", True),
         web_cookie_secure=_bool_env("WEB_COOKIE_SECURE", False),
+        rasa_auth_token=_env("RASA_AUTH_TOKEN"),
+        models_dir=Path(_env("MODELS_DIR", str(PROJECT_ROOT / "models")) or ""),
+        model_registry_dir=Path(
+            _env("MODEL_REGISTRY_DIR", str(VAR_DIR / "models")) or str(VAR_DIR / "models")
+        ),
+        nlu_holdout_glob=_env("NLU_HOLDOUT_GLOB", "tests/data/holdout_*.yml") or "",
+        nlu_data_dir=Path(_env("NLU_DATA_DIR") or PROJECT_ROOT / "data" / "nlu"),
+        review_ingest_interval_seconds=float(_env("REVIEW_INGEST_INTERVAL_SECONDS", "10") or 10),
     )
 
 

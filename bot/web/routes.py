@@ -7,9 +7,14 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.web.keys import SETTINGS
+from bot.web.views import admin as admin_views
+from bot.web.views import admin_directory as directory_views
+from bot.web.views import admin_people as people_views
 from bot.web.views import auth as auth_views
 from bot.web.views import health
+from bot.web.views import models as models_views
 from bot.web.views import open311 as open311_views
+from bot.web.views import review as review_views
 from bot.web.views import simulator as simulator_views
 from bot.web.views import worker as worker_views
 
@@ -46,6 +51,83 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(
         "/tickets/{number}/{action}", worker_views.ticket_action, name="ticket_action"
     )
+
+    # admin console: dashboard, ticket CSV, grid directory, people, API keys
+    # (bot/web/views/admin.py, admin_directory.py, admin_people.py; every
+    # handler is admin-only: 403 for other roles, /login when logged out)
+    admin_views.setup(app)
+    directory_views.setup(app)
+    app.router.add_get("/admin", admin_views.dashboard_page, name="admin_dashboard")
+    app.router.add_get("/admin/tickets.csv", admin_views.tickets_csv, name="admin_tickets_csv")
+    app.router.add_get("/admin/directory", directory_views.directory_page, name="admin_directory")
+    app.router.add_post(
+        "/admin/directory/preview",
+        directory_views.directory_preview,
+        name="admin_directory_preview",
+    )
+    app.router.add_post(
+        "/admin/directory/apply", directory_views.directory_apply, name="admin_directory_apply"
+    )
+    app.router.add_get("/admin/people", people_views.people_page, name="admin_people")
+    app.router.add_post("/admin/people", people_views.people_add)
+    app.router.add_get(r"/admin/people/{id:\d+}", people_views.person_page, name="admin_person")
+    app.router.add_post(
+        r"/admin/people/{id:\d+}/role", people_views.person_role, name="admin_person_role"
+    )
+    app.router.add_post(
+        r"/admin/people/{id:\d+}/password",
+        people_views.person_password,
+        name="admin_person_password",
+    )
+    app.router.add_post(
+        r"/admin/people/{id:\d+}/active", people_views.person_active, name="admin_person_active"
+    )
+    app.router.add_get("/admin/keys", people_views.keys_page, name="admin_keys")
+    app.router.add_post("/admin/keys", people_views.keys_create)
+    app.router.add_post(
+        "/admin/keys/{prefix}/revoke", people_views.keys_revoke, name="admin_keys_revoke"
+    )
+    # (end of admin console)
+
+    # admin: models — retrain, compare on the held-out set, deploy (PUT /model to the
+    # running Rasa server), roll back (bot/web/views/models.py, bot/training/;
+    # admin-only: 403 for other roles). The .json route precedes the job page.
+    models_views.setup(app)
+    app.router.add_get("/admin/models", models_views.models_page, name="admin_models")
+    app.router.add_post(
+        "/admin/models/train", models_views.start_training, name="admin_models_train"
+    )
+    app.router.add_post(
+        "/admin/models/rollback", models_views.rollback_model, name="admin_models_rollback"
+    )
+    app.router.add_get(
+        r"/admin/models/jobs/{job_id:[0-9a-f-]+}.json",
+        models_views.job_json,
+        name="admin_model_job_json",
+    )
+    app.router.add_get(
+        r"/admin/models/jobs/{job_id:[0-9a-f-]+}", models_views.job_page, name="admin_model_job"
+    )
+    app.router.add_get("/admin/models/{name}", models_views.model_page, name="admin_model")
+    app.router.add_post(
+        "/admin/models/{name}/deploy", models_views.deploy_model, name="admin_model_deploy"
+    )
+    # (end of admin: models)
+
+    # admin: review inbox — residents' logged messages to confirm/relabel, bulk by
+    # keyboard; export to data/nlu/reviewed.yml; insights (bot/web/views/review.py,
+    # bot/review/; admin-only: 403 for other roles, /login when logged out)
+    review_views.setup(app)
+    app.router.add_get("/admin/review", review_views.review_page, name="admin_review")
+    app.router.add_post(
+        "/admin/review/decide", review_views.decide_action, name="admin_review_decide"
+    )
+    app.router.add_post("/admin/review/undo", review_views.undo_action, name="admin_review_undo")
+    app.router.add_post(
+        "/admin/review/export", review_views.export_action, name="admin_review_export"
+    )
+    app.router.add_get("/admin/insights", review_views.insights_page, name="admin_insights")
+    # (end of admin: review inbox)
 
     # Open311 GeoReport v2 (JSON); see bot/open311.py for the choices made.
     # The catch-all comes last: other paths under /open311/v2/ answer the

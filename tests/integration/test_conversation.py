@@ -149,7 +149,7 @@ def test_unknown_address_is_asked_twice_then_handed_over(rasa_stack):
     resident.say("路灯坏了一个多礼拜了 晚上走路害怕")
     assert "例如" in resident.say("就在那边")
     assert "例如" in resident.say("俺也说不清")
-    reply = resident.say("不知道")
+    reply = resident.say("就在小区里头 说不上来是哪栋")
     assert "社区办公室" in reply and "确认提交吗" in reply
     assert TICKET_NUMBER.search(resident.say("是"))
     [ticket] = tickets_of(rasa_stack.database_url, resident.sender)

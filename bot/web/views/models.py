@@ -1,0 +1,413 @@
+"""Admin pages: retrain the assistant's model, compare, deploy, roll back.
+
+Everything here is for admins only (403 for other roles). The work is done by
+bot.training (registry, jobs, guard, deploy); these handlers run its blocking
+calls in threads and render the results. Training runs in a runner process the
+web app starts (`python -m bot nlu run-job`), so TensorFlow never loads here;
+the job page polls `/admin/models/jobs/<id>.json` (static/admin-models.js).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from bot.training import jobs as training_jobs
+from bot.training.deploy import (
+    CurrentModel,
+    DeployError,
+    DeployRefused,
+    RasaApi,
+    comparable_scores,
+    current_model,
+    deploy,
+    rollback,
+)
+from bot.training.evaluation import Scores
+from bot.training.guard import MIN_REASON_LENGTH, GuardDecision, check
+from bot.training.jobs import Job, JobError, JobOptions
+from bot.training.registry import NAME_RE, ModelRecord, Registry, RegistryError
+from bot.web import auth
+from bot.web.keys import SETTINGS
+
+logger = logging.getLogger(__name__)
+
+ADMIN = ("admin",)
+HISTORY_ROWS = 20
+JOB_ROWS = 8
+
+# What the page's "start training" asks for; tests replace it (fake trainer).
+TRAINING_OPTIONS = web.AppKey("models.training_options", JobOptions)
+# Runner processes started by this web app: reaped when they end, stopped with it.
+TRAINING_PROCESSES = web.AppKey("models.training_processes", list)
+
+DONE_MESSAGES = {
+    "deployed": "新模型已上线，正在运行的 Rasa 服务器已换用它，对话不受影响。",
+    "rolled_back": "已回滚到上一个模型。",
+}
+
+
+# -- what the pages show (plain functions) ------------------------------------------
+
+
+@dataclass
+class MetricRow:
+    label: str
+    current: float | None
+    new: float | None
+    support: int | None = None
+
+    @property
+    def delta(self) -> float | None:
+        if self.current is None or self.new is None:
+            return None
+        return self.new - self.current
+
+    @property
+    def trend(self) -> str:
+        """CSS class: worse / better / same (by more than rounding)."""
+        delta = self.delta
+        if delta is None or abs(delta) < 0.0005:
+            return "same"
+        return "better" if delta > 0 else "worse"
+
+
+@dataclass
+class Comparison:
+    current_name: str | None
+    new_name: str
+    current: Scores | None
+    new: Scores | None
+    decision: GuardDecision
+
+    @property
+    def summary(self) -> list[MetricRow]:
+        c, n = self.current, self.new
+        return [
+            MetricRow("准确率", c.accuracy if c else None, n.accuracy if n else None),
+            MetricRow("宏平均F1", c.macro_f1 if c else None, n.macro_f1 if n else None),
+            MetricRow(
+                "追问率（未识别）", c.fallback_rate if c else None, n.fallback_rate if n else None
+            ),
+        ]
+
+    @property
+    def per_intent(self) -> list[MetricRow]:
+        intents = sorted(
+            set(self.new.per_intent if self.new else {})
+            | set(self.current.per_intent if self.current else {})
+        )
+        rows = [
+            MetricRow(
+                intent,
+                self.current.per_intent.get(intent) if self.current else None,
+                self.new.per_intent.get(intent) if self.new else None,
+                (self.new or self.current).support.get(intent),  # type: ignore[union-attr]
+            )
+            for intent in intents
+        ]
+        # the biggest drops first: what an admin must look at
+        return sorted(rows, key=lambda r: (r.delta if r.delta is not None else 0.0, r.label))
+
+
+def comparison_of(registry: Registry, name: str, current: CurrentModel | None) -> Comparison:
+    current_scores, new_scores = comparable_scores(registry, name, current)
+    return Comparison(
+        current_name=current.name if current else None,
+        new_name=name,
+        current=current_scores,
+        new=new_scores,
+        decision=check(current_scores, new_scores, has_current=current is not None),
+    )
+
+
+def comparison_of_job(job: Job) -> Comparison | None:
+    scores = job.scores or {}
+    if not scores.get("new") or not job.model:
+        return None
+    decision = GuardDecision.from_dict(job.guard) or GuardDecision(False, ["没有检查结果"])
+    return Comparison(
+        current_name=job.current_model,
+        new_name=job.model,
+        current=Scores.from_dict(scores["current"]) if scores.get("current") else None,
+        new=Scores.from_dict(scores["new"]),
+        decision=decision,
+    )
+
+
+@dataclass
+class OverviewPage:
+    current: CurrentModel | None
+    current_record: ModelRecord | None
+    running: Job | None
+    jobs: list[Job]
+    models: list[ModelRecord]
+    history: list[Any]
+    rollback_target: str | None
+    rasa_error: str = ""
+
+
+def overview(registry: Registry, api: RasaApi) -> OverviewPage:
+    rasa_error = ""
+    try:
+        current = current_model(registry, api)
+    except DeployError as error:
+        current, rasa_error = None, str(error)
+    return OverviewPage(
+        rasa_error=rasa_error,
+        current=current,
+        current_record=registry.record_for(current.name, current.path) if current else None,
+        running=training_jobs.running_job(registry),
+        jobs=training_jobs.list_jobs(registry, JOB_ROWS),
+        models=registry.list_models(),
+        history=list(reversed(registry.deployments()))[:HISTORY_ROWS],
+        rollback_target=(target[0] if (target := registry.rollback_target()) else None),
+    )
+
+
+# -- setup -----------------------------------------------------------------------
+
+
+async def _stop_runners(app: web.Application) -> None:
+    """A training started here stops with the web app (its job ends as failed and
+    the serving model stays); a training started from the CLI is not ours."""
+    for process in app[TRAINING_PROCESSES]:
+        if process.poll() is None:
+            process.terminate()
+    for process in app[TRAINING_PROCESSES]:
+        try:
+            await asyncio.to_thread(process.wait, 15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def setup(app: web.Application) -> None:
+    app[TRAINING_OPTIONS] = JobOptions()
+    app[TRAINING_PROCESSES] = []
+    app.on_cleanup.append(_stop_runners)
+    env = aiohttp_jinja2.get_env(app)
+    tz = ZoneInfo(app[SETTINGS].timezone)
+
+    def iso_local(value: str | None) -> str:
+        """An ISO time of the registry in the app's time zone."""
+        if not value:
+            return ""
+        try:
+            return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return value
+
+    env.filters["iso_local"] = iso_local
+    env.filters["actor_name"] = actor_name
+
+
+def actor_name(actor: str | None) -> str:
+    """`worker:12:王芳` (how deployments record a web user) -> `王芳`; others as they are."""
+    if actor and actor.startswith("worker:"):
+        return actor.split(":", 2)[-1]
+    return actor or ""
+
+
+def _registry(request: web.Request) -> Registry:
+    return Registry.from_settings(request.app[SETTINGS])
+
+
+def _api(request: web.Request) -> RasaApi:
+    return RasaApi.from_settings(request.app[SETTINGS])
+
+
+def _who(request: web.Request) -> str:
+    worker: auth.CurrentWorker = request["worker"]
+    return worker.actor
+
+
+def _render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    context.setdefault("min_reason", MIN_REASON_LENGTH)
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    return auth.page_headers(response)
+
+
+def _not_found(request: web.Request, what: str = "没有这个模型") -> web.Response:
+    return auth.render_error(request, 404, what)
+
+
+# -- handlers --------------------------------------------------------------------
+
+
+@auth.login_required(roles=ADMIN)
+async def models_page(request: web.Request) -> web.StreamResponse:
+    page = await asyncio.to_thread(overview, _registry(request), _api(request))
+    message = DONE_MESSAGES.get(request.query.get("done", ""), "")
+    return _render(request, "admin/models.html", {"page": page, "message": message})
+
+
+def _reap(app: web.Application, process: subprocess.Popen) -> None:
+    processes = app[TRAINING_PROCESSES]
+    processes.append(process)
+
+    def wait() -> None:
+        process.wait()
+        if process in processes:
+            processes.remove(process)
+
+    threading.Thread(target=wait, name=f"reap-{process.pid}", daemon=True).start()
+
+
+@auth.login_required(roles=ADMIN)
+async def start_training(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    defaults = request.app[TRAINING_OPTIONS]
+    options = JobOptions.from_dict(
+        {**defaults.to_dict(), "auto_deploy": bool(form.get("auto_deploy"))}
+    )
+    try:
+        result = await asyncio.to_thread(
+            training_jobs.start_job,
+            _registry(request),
+            request.app[SETTINGS],
+            requested_by=_who(request),
+            options=options,
+        )
+    except (JobError, OSError) as error:
+        logger.exception("could not start a training job")
+        return auth.render_error(request, 409, f"无法开始训练：{error}")
+    if result.process is not None:
+        _reap(request.app, result.process)
+    target = request.app.router["admin_model_job"].url_for(job_id=result.job.id)
+    if not result.started:
+        target = target.with_query(attached="1")
+    raise web.HTTPSeeOther(target)
+
+
+async def _job(request: web.Request) -> Job | None:
+    job_id = request.match_info["job_id"]
+    if not training_jobs.JOB_ID_RE.match(job_id):
+        return None
+    return await asyncio.to_thread(training_jobs.read_job, _registry(request), job_id)
+
+
+@auth.login_required(roles=ADMIN)
+async def job_page(request: web.Request) -> web.StreamResponse:
+    job = await _job(request)
+    if job is None:
+        return _not_found(request, "没有这个训练任务")
+    message = ""
+    if request.query.get("attached"):
+        who = actor_name(job.requested_by)
+        message = f"已有训练任务在运行（{who} 发起），没有另起一个：这就是它的进度。"
+    return _render(
+        request,
+        "admin/models_job.html",
+        {"job": job, "comparison": comparison_of_job(job), "message": message},
+    )
+
+
+@auth.login_required(roles=ADMIN)
+async def job_json(request: web.Request) -> web.StreamResponse:
+    job = await _job(request)
+    if job is None:
+        return web.json_response({"error": "no such job"}, status=404)
+    response = web.json_response(job.public_dict())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _model_page(
+    request: web.Request, name: str, *, error: str = "", status: int = 200, reason: str = ""
+) -> web.Response:
+    registry = _registry(request)
+
+    def load() -> tuple[ModelRecord | None, CurrentModel | None, Comparison | None]:
+        if registry.resolve(name) is None:
+            return None, None, None
+        current = current_model(registry, _api(request))
+        return registry.record_for(name), current, comparison_of(registry, name, current)
+
+    try:
+        record, current, comparison = await asyncio.to_thread(load)
+    except DeployError as failure:
+        return auth.render_error(request, 502, f"无法查询 Rasa 服务器：{failure}")
+    if record is None:
+        return _not_found(request)
+    return _render(
+        request,
+        "admin/models_detail.html",
+        {
+            "record": record,
+            "current": current,
+            "comparison": comparison,
+            "error": error,
+            "reason": reason,
+        },
+        status=status,
+    )
+
+
+def _name(request: web.Request) -> str | None:
+    name = request.match_info["name"]
+    return name if NAME_RE.match(name) else None
+
+
+@auth.login_required(roles=ADMIN)
+async def model_page(request: web.Request) -> web.StreamResponse:
+    name = _name(request)
+    if name is None:
+        return _not_found(request)
+    return await _model_page(request, name)
+
+
+@auth.login_required(roles=ADMIN)
+async def deploy_model(request: web.Request) -> web.StreamResponse:
+    name = _name(request)
+    if name is None:
+        return _not_found(request)
+    form = await request.post()
+    reason = str(form.get("override_reason", "")).strip()
+    try:
+        await asyncio.to_thread(
+            deploy,
+            _registry(request),
+            _api(request),
+            name,
+            by=_who(request),
+            override_reason=reason or None,
+        )
+    except DeployRefused as refused:
+        return await _model_page(
+            request,
+            name,
+            error=f"拒绝上线：{refused}。如确需上线，请写明理由后强制上线。",
+            status=409,
+            reason=reason,
+        )
+    except (DeployError, RegistryError, TimeoutError) as error:
+        return await _model_page(
+            request, name, error=f"上线失败：{error}", status=409, reason=reason
+        )
+    raise web.HTTPSeeOther(request.app.router["admin_models"].url_for().with_query(done="deployed"))
+
+
+@auth.login_required(roles=ADMIN)
+async def rollback_model(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    reason = str(form.get("reason", "")).strip() or None
+    try:
+        await asyncio.to_thread(
+            rollback, _registry(request), _api(request), by=_who(request), reason=reason
+        )
+    except (DeployError, TimeoutError) as error:
+        return auth.render_error(request, 409, f"回滚失败：{error}")
+    raise web.HTTPSeeOther(
+        request.app.router["admin_models"].url_for().with_query(done="rolled_back")
+    )
