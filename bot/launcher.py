@@ -89,6 +89,9 @@ def ensure_model(force: bool = False, models_dir: Path = MODELS_DIR) -> Path:
         return target
     print(f"Training model {target.name} (data, domain or config changed) ...", flush=True)
     started = time.monotonic()
+    # Train under a temporary name and rename when complete: another process
+    # looking for the model meanwhile must never load a half-written file.
+    partial = f"partial-{os.getpid()}-{target.name.removesuffix('.tar.gz')}"
     subprocess.run(
         rasa_command(
             "train",
@@ -101,12 +104,13 @@ def ensure_model(force: bool = False, models_dir: Path = MODELS_DIR) -> Path:
             "--out",
             str(models_dir),
             "--fixed-model-name",
-            target.name.removesuffix(".tar.gz"),
+            partial,
         ),
         cwd=PROJECT_ROOT,
         env=rasa_environment(get_settings()),
         check=True,
     )
+    os.replace(models_dir / f"{partial}.tar.gz", target)
     print(f"Trained in {time.monotonic() - started:.0f} s: {target}", flush=True)
     return target
 
@@ -128,6 +132,8 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
             "WECHAT_AES_KEY": settings.wechat_aes_key or "",
             "WECHAT_APP_SECRET": settings.wechat_app_secret or "",
             "WECHAT_API_BASE": settings.wechat_api_base,
+            "WECHAT_AES_KEY_PREVIOUS": settings.wechat_aes_key_previous or "",
+            "WECHAT_REPLY_DEADLINE_SECONDS": str(settings.wechat_reply_deadline_seconds),
             "DATABASE_URL": settings.database_url,
             "WEB_PORT": str(settings.web_port),
             "RASA_PORT": str(settings.rasa_port),
@@ -389,7 +395,7 @@ def evaluate(folds: int = 5) -> int:
     )
     if completed.returncode != 0:
         return completed.returncode
-    report = json.loads((out / "DIETClassifier_report.json").read_text(encoding="utf-8"))
+    report = json.loads((out / "intent_report.json").read_text(encoding="utf-8"))
     print(f"\n{folds}-fold cross-validation of config.yml on data/nlu (test folds):")
     print(f"  accuracy  {report['accuracy']:.3f}")
     print(f"  macro F1  {report['macro avg']['f1-score']:.3f}")
@@ -410,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "test-stories":
         return test_stories()
     if command == "eval":
-        return evaluate()
+        folds = int(argv[argv.index("--folds") + 1]) if "--folds" in argv else 5
+        return evaluate(folds)
     if command == "model-path":
         print(ensure_model())
         return 0

@@ -12,7 +12,7 @@ credentials.yml (every key optional):
       reply_deadline_seconds: 4.0   # then `success`, and the answer is pushed later
       dedup_ttl_seconds: 60
       allow_intent_triggers: false  # true: residents' "/intent" texts reach Rasa as-is
-      max_concurrent_turns: 8       # Rasa turns run at once; the others queue
+      max_concurrent_turns: 4       # Rasa turns run at once; the others queue
 
 A key missing or empty falls back to bot.settings (WECHAT_* environment variables);
 since Rasa refuses an unset ${VAR}, leaving keys out is the safe way. Routes:
@@ -75,7 +75,7 @@ DEFAULT_REPLY_DEADLINE_SECONDS = 4.0  # WeChat waits 5 s; leave room for the net
 # answers made every reply late (well past WeChat's 5 s, benchmarks/webhook_load.py);
 # bounded, the loop stays responsive, and a message waiting for a slot gets `success`
 # in time and its answer is pushed later.
-DEFAULT_MAX_CONCURRENT_TURNS = 8
+DEFAULT_MAX_CONCURRENT_TURNS = 4
 
 # Intent triggers for input that is not text (the domain declares these intents).
 INTENT_VOICE_UNRECOGNISED = "voice_unrecognised"
