@@ -51,6 +51,7 @@ KIND_NEW_TICKET = "new_ticket"
 KIND_ACCEPTED = "accepted"
 KIND_RESOLVED = "resolved"
 KIND_REOPENED = "reopened"
+KIND_ESCALATED = "escalated"
 RESIDENT_KINDS = (KIND_ACCEPTED, KIND_RESOLVED)
 
 # The worker pages' URL of one ticket (the web app's worker views).
@@ -239,6 +240,35 @@ def enqueue_new_ticket(
         kind=KIND_NEW_TICKET,
         payload=payload,
         now=now,
+    )
+
+
+def enqueue_escalated(
+    session: Session, ticket: Ticket, reason: str, now: datetime | None = None
+) -> Notification | None:
+    """Tell the next level that a ticket came up to it (once per escalation step).
+
+    After escalation the ticket is above grid level, so this goes to the
+    community's robot; None without a key.
+    """
+    key = robot_key_for(ticket)
+    if key is None:
+        return None
+    lines = [
+        f"> 原因：{_md_safe(reason)}",
+        f'> 类别：<font color="warning">{_md_safe(_category_label(ticket))}</font>',
+        f"> 地址：{_md_safe(_address(ticket))}",
+        f"> 新办理时限：{_local_text(ticket.due_at)}",
+    ]
+    payload = _wecom_markdown(f"工单升级 {ticket.number}", lines, ticket, _handler_line(ticket))
+    return _add(
+        session,
+        ticket,
+        channel="wecom",
+        target=key,
+        kind=KIND_ESCALATED,
+        payload=payload,
+        now=aware(now),
     )
 
 

@@ -565,6 +565,7 @@ def escalate(
     t.assignee = None
     t.due_at = now + timedelta(hours=_category(t.category_code, taxonomy).sla_hours)
     session.flush()
+    outbox.enqueue_escalated(session, t, text, now=now)
     return Escalation(
         number=t.number,
         from_level=from_level,

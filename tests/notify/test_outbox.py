@@ -185,3 +185,16 @@ def test_open311_requests_tell_no_resident(engine: Engine) -> None:
         service.resolve(session, number, actor="worker:1:王芳", note="已修好")
     assert notifications(engine, channel="wechat") == []
     assert len(notifications(engine, kind="new_ticket")) == 1  # the worker still hears of it
+
+
+def test_each_escalation_step_tells_the_next_level_once(engine: Engine) -> None:
+    number = open_report(engine, "esc-1")
+    with session_scope(engine) as session:
+        service.escalate(session, number, actor="system:escalation")
+    [row] = notifications(engine, kind="escalated")
+    assert row.target == OFFICE_KEY
+    assert number in row.payload["markdown"]["content"]
+    assert "升级" in row.payload["markdown"]["content"]
+    with session_scope(engine) as session:
+        service.escalate(session, number, actor="system:escalation")
+    assert len(notifications(engine, kind="escalated")) == 2  # community -> street: one more
