@@ -41,6 +41,7 @@ stories: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(PY) -m bot.launcher train
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory validate
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory stories
