@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
@@ -26,6 +25,7 @@ from bot.channels.wechat import WeChatConfig, WeChatInput
 from bot.channels.wechat_crypto import WXBizMsgCrypt, compute_signature
 from bot.channels.wechat_protocol import new_nonce
 from bot.channels.wechat_sender import DEFAULT_ACCOUNT, build_incoming_xml, sign_request
+from tests.fakes import Handler, serve_on_loopback
 
 TOKEN = "test-token"
 APPID = "wxb11529c136998cb6"
@@ -106,20 +106,19 @@ class FakeWeChatApi:
 
         await asyncio.wait_for(wait(), timeout)
 
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", "/cgi-bin/token", self.token),
+            ("POST", "/cgi-bin/message/custom/send", self.send),
+        ]
+
 
 @pytest.fixture
 async def fake_api() -> AsyncIterator[FakeWeChatApi]:
     fake = FakeWeChatApi()
-    app = web.Application()
-    app.router.add_get("/cgi-bin/token", fake.token)
-    app.router.add_post("/cgi-bin/message/custom/send", fake.send)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    try:
+    async with serve_on_loopback(fake.routes()) as url:
+        fake.url = url
         yield fake
-    finally:
-        await server.close()
 
 
 @dataclass

@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from bot.store.migrate import upgrade_to_head
 from bot.store.models import Community, Grid, Notification, Ticket
 from bot.tickets import service
 from tests.channels.conftest import APP_SECRET, APPID, FakeWeChatApi
+from tests.fakes import serve_on_loopback
 
 GRID_KEY = "grid-key-hpxc-01"
 OFFICE_KEY = "office-key-hpxc"
@@ -149,30 +149,17 @@ class FakeRobot:
 @pytest.fixture
 async def fake_robot() -> AsyncIterator[FakeRobot]:
     fake = FakeRobot()
-    app = web.Application()
-    app.router.add_post("/cgi-bin/webhook/send", fake.send)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    try:
+    async with serve_on_loopback([("POST", "/cgi-bin/webhook/send", fake.send)]) as url:
+        fake.url = url
         yield fake
-    finally:
-        await server.close()
 
 
 @pytest.fixture
 async def fake_wechat() -> AsyncIterator[FakeWeChatApi]:
     fake = FakeWeChatApi()
-    app = web.Application()
-    app.router.add_get("/cgi-bin/token", fake.token)
-    app.router.add_post("/cgi-bin/message/custom/send", fake.send)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    try:
+    async with serve_on_loopback(fake.routes()) as url:
+        fake.url = url
         yield fake
-    finally:
-        await server.close()
 
 
 @pytest.fixture
