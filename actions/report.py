@@ -15,7 +15,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import channel_of, intent_of, message_id, original_text, shared_location
+from actions.common import (
+    channel_of,
+    intent_of,
+    message_id,
+    original_text,
+    shared_location,
+    wechat_metadata,
+)
 from bot import frontdesk
 from bot.routing.locator import Located
 from bot.taxonomy import HANDOFF, get_taxonomy
@@ -307,8 +314,7 @@ class ActionAttachPhoto(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        metadata = (tracker.latest_message.get("metadata") or {}).get("wechat") or {}
-        url = metadata.get("pic_url")
+        url = wechat_metadata(tracker).get("pic_url")
         dispatcher.utter_message(response="utter_photo_attached")
         if not url:
             return []
