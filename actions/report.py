@@ -24,6 +24,8 @@ from actions.common import (
     wechat_metadata,
 )
 from bot import frontdesk
+from bot.dialogue.questions import QUESTION_SLOT, retry_submit_question
+from bot.dialogue.yes_no import CONFIRM_REPORT, KNOWN_ADDRESS, Answer, interpret
 from bot.routing.locator import Located
 from bot.taxonomy import HANDOFF, get_taxonomy
 
@@ -36,7 +38,7 @@ REPORT_SLOTS = (
     "located",
     "known_address",
     "report_confirmed",
-    "pending_question",
+    QUESTION_SLOT,
 )
 # Messages that interrupt a form instead of answering its question: rules
 # answer them and return to the form.
@@ -54,7 +56,6 @@ INTERRUPTIONS = {
 }
 ADDRESS_ATTEMPTS = 3  # the first answer and two more tries, then the office takes over
 MAX_DESCRIPTION = 2000
-PENDING_SUBMIT = "submit"
 
 
 def clear_report() -> list[EventType]:
@@ -118,6 +119,12 @@ class ActionStartReport(Action):
         return events
 
 
+def _answer(tracker: Tracker, question: str) -> Answer:
+    """The latest message read as the answer to the form's yes/no `question`."""
+    intent = tracker.latest_message.get("intent") or {}
+    return interpret(original_text(tracker), question, intent.get("name"), intent.get("confidence"))
+
+
 def _recent_location(tracker: Tracker) -> Located | None:
     """A location the resident shared just before ("就在这儿" + location)."""
     located = frontdesk.located_from_slot(tracker.get_slot("located"))
@@ -135,12 +142,13 @@ class ActionAskAddress(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if (tracker.get_slot("address_attempts") or 0) > 0:
-            dispatcher.utter_message(response="utter_address_not_understood")
-        elif tracker.get_slot("known_address"):
+        if tracker.get_slot("known_address"):
+            # also after an unclear answer to it: the same question again
             dispatcher.utter_message(
                 response="utter_ask_address_known", known_address=tracker.get_slot("known_address")
             )
+        elif (tracker.get_slot("address_attempts") or 0) > 0:
+            dispatcher.utter_message(response="utter_address_not_understood")
         else:
             dispatcher.utter_message(response="utter_ask_address")
         return []
@@ -173,6 +181,10 @@ class ValidateReportForm(FormValidationAction):
         if tracker.get_slot("requested_slot") != "address":
             return {}
         intent = intent_of(tracker)
+        if tracker.get_slot("known_address"):
+            # "还是…吗？" is a yes/no question: its answer words count first
+            if _answer(tracker, KNOWN_ADDRESS) is not Answer.UNCLEAR:
+                return {"address": original_text(tracker) or "?"}
         if intent in INTERRUPTIONS:
             return {}
         if intent == "deny" and not tracker.get_slot("known_address"):
@@ -194,18 +206,23 @@ class ValidateReportForm(FormValidationAction):
     def _locate_answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str | None
     ) -> dict[str, Any]:
-        known = tracker.get_slot("known_address")
-        if known and intent == "affirm":
-            return {"address": known}
-        if known and intent == "deny":
-            return {"address": None, "known_address": None, "located": None}
-
         point = shared_location(tracker)
         if point is not None:
             located = frontdesk.locate_point(*point)
         else:
             located = frontdesk.locate_text(original_text(tracker))
-        if frontdesk.is_usable(located):
+        known = tracker.get_slot("known_address")
+        # "不是 俺搬到5号楼了": a new address wins over the yes/no it comes with
+        new_address = frontdesk.is_usable(located) and (
+            point is not None or not known or located.building is not None
+        )
+        if known and not new_address:
+            answer = _answer(tracker, KNOWN_ADDRESS)
+            if answer is Answer.YES:
+                return {"address": known}
+            if answer is Answer.NO:
+                return {"address": None, "known_address": None, "located": None}
+        if new_address:
             return {
                 "address": frontdesk.address_label(located),
                 "located": frontdesk.located_to_slot(located),
@@ -222,7 +239,28 @@ class ValidateReportForm(FormValidationAction):
                 "located": frontdesk.located_to_slot(unresolved),
                 "address_attempts": float(attempts),
             }
-        return {"address": None, "address_attempts": float(attempts), "known_address": None}
+        # an unclear answer to "还是…吗？" gets that question again
+        return {"address": None, "address_attempts": float(attempts)}
+
+    def extract_report_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """The answer to the summary ("确认提交吗？"), read as a yes/no in context.
+
+        Neither yes nor no: the summary is asked again (the slot stays empty),
+        unless the message is an interruption its own rule answers first.
+        """
+        if tracker.get_slot("requested_slot") != "report_confirmed":
+            return {}
+        answer = _answer(tracker, CONFIRM_REPORT)
+        if answer is Answer.YES:
+            return {"report_confirmed": True}
+        if answer is Answer.NO:
+            return {"report_confirmed": False}
+        if intent_of(tracker) in INTERRUPTIONS:
+            return {}
+        dispatcher.utter_message(response="utter_answer_yes_or_no")
+        return {"report_confirmed": None}
 
     def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -251,7 +289,8 @@ def submit(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType
         )
     except frontdesk.StoreUnavailable:
         dispatcher.utter_message(response="utter_ticket_failed")
-        return [SlotSet("pending_question", PENDING_SUBMIT)]
+        # "是" again submits (action_answer_question reads it)
+        return [SlotSet(QUESTION_SLOT, retry_submit_question().to_slot())]
 
     handoff = category.code == HANDOFF.code
     if receipt.handled_by_worker:

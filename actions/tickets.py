@@ -7,11 +7,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.answers import ask
 from actions.common import original_text
-from actions.report import PENDING_SUBMIT, clear_report, submit
 from bot import frontdesk
-
-PENDING_CANCEL = "cancel:"
+from bot.dialogue.questions import QUESTION_SLOT, cancel_question
 
 
 class ActionCheckTickets(Action):
@@ -62,92 +61,6 @@ class ActionProposeCancel(Action):
             return []
         if line is None:
             dispatcher.utter_message(response="utter_nothing_to_cancel")
-            return [SlotSet("pending_question", None)]
-        dispatcher.utter_message(
-            response="utter_confirm_cancel",
-            ticket_number=line.ticket_number,
-            category_label=line.category_label,
-        )
-        return [SlotSet("pending_question", PENDING_CANCEL + line.ticket_number)]
-
-
-class ActionAnswerAffirm(Action):
-    """A yes outside a form answers the question the assistant asked last."""
-
-    def name(self) -> str:
-        return "action_answer_affirm"
-
-    def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        question = tracker.get_slot("pending_question") or ""
-        if question.startswith(PENDING_CANCEL):
-            number = question[len(PENDING_CANCEL) :]
-            try:
-                frontdesk.cancel(tracker.sender_id, number, reason=original_text(tracker))
-            except frontdesk.StoreUnavailable:
-                dispatcher.utter_message(response="utter_ticket_failed")
-                return []
-            except frontdesk.NotCancellable:  # gone or finished meanwhile
-                dispatcher.utter_message(response="utter_nothing_to_cancel")
-                return [SlotSet("pending_question", None)]
-            dispatcher.utter_message(response="utter_ticket_cancelled", ticket_number=number)
-            return [SlotSet("pending_question", None)]
-        if question == PENDING_SUBMIT:
-            return submit(dispatcher, tracker)
-        rated = answer_rating(dispatcher, tracker, satisfied=True)
-        if rated is not None:
-            return rated
-        dispatcher.utter_message(response="utter_anything_else")
-        return []
-
-
-class ActionAnswerDeny(Action):
-    """A no outside a form: keep the ticket, drop the unsent report."""
-
-    def name(self) -> str:
-        return "action_answer_deny"
-
-    def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        question = tracker.get_slot("pending_question") or ""
-        if question.startswith(PENDING_CANCEL):
-            dispatcher.utter_message(response="utter_cancel_kept")
-            return [SlotSet("pending_question", None)]
-        if question == PENDING_SUBMIT:
-            dispatcher.utter_message(response="utter_report_discarded")
-            return clear_report()
-        rated = answer_rating(dispatcher, tracker, satisfied=False)
-        if rated is not None:
-            return rated
-        dispatcher.utter_message(response="utter_anything_else")
-        return []
-
-
-def answer_rating(
-    dispatcher: CollectingDispatcher, tracker: Tracker, satisfied: bool
-) -> list[EventType] | None:
-    """满意 / 不满意 after a resolution notice rates the resident's resolved ticket.
-
-    None when there is nothing to rate (the yes / no then means something else).
-    """
-    try:
-        pending = frontdesk.pending_rating(tracker.sender_id)
-        if pending is None:
-            return None
-        line = frontdesk.rate(
-            tracker.sender_id, pending.ticket_number, satisfied, comment=original_text(tracker)
-        )
-    except frontdesk.StoreUnavailable:
-        dispatcher.utter_message(response="utter_ticket_failed")
-        return []
-    except frontdesk.NotRatable:  # closed or reopened meanwhile
-        return None
-    dispatcher.utter_message(
-        response="utter_rating_thanks" if satisfied else "utter_rating_reopened",
-        ticket_number=line.ticket_number,
-        category_label=line.category_label,
-        due_text=line.due_text,
-    )
-    return []
+            return [SlotSet(QUESTION_SLOT, None)]
+        # the answer is read by action_answer_question (actions/answers.py)
+        return ask(dispatcher, cancel_question(line.ticket_number, line.category_label))

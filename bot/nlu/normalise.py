@@ -19,6 +19,24 @@ from functools import lru_cache
 MAX_NLU_CHARS = 500
 
 _WHITESPACE = re.compile(r"\s+")
+# Gesture emoji residents answer with, as the words they stand for (so "👌" is
+# understood like "ok"); skin tones and variation selectors are dropped first.
+_EMOJI_MODIFIERS = re.compile("[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]")
+GESTURE_WORDS = {
+    "👌": " ok ",
+    "👍": " 赞 ",
+    "✅": " 对 ",
+    "✔": " 对 ",
+    "🆗": " ok ",
+    "🙆": " 好 ",
+    "❌": " 不 ",
+    "✖": " 不 ",
+    "🙅": " 不 ",
+    "👎": " 不行 ",
+    "🙏": " 谢谢 ",
+    "👋": " 拜拜 ",
+}
+_GESTURES = re.compile("|".join(map(re.escape, GESTURE_WORDS)))
 # Four or more of the same character carry no more meaning than three.
 _STRETCHED = re.compile(r"(.)\1{3,}")
 
@@ -38,9 +56,10 @@ def to_simplified(text: str) -> str:
 def normalise(text: str, max_chars: int | None = MAX_NLU_CHARS) -> str:
     """Return the canonical form of a resident's message for understanding.
 
-    NFKC folds full-width forms to half-width, OpenCC converts traditional to
-    simplified, Latin letters are lower-cased, whitespace is collapsed and
-    stretched characters are shortened. Intent triggers (`/greet{...}`) sent
+    NFKC folds full-width forms to half-width, gesture emoji become the words
+    they stand for (👌 -> ok), OpenCC converts traditional to simplified, Latin
+    letters are lower-cased, whitespace is collapsed and stretched characters
+    are shortened. Intent triggers (`/greet{...}`) sent
     by channels are returned unchanged.
     """
     if not text:
@@ -48,6 +67,8 @@ def normalise(text: str, max_chars: int | None = MAX_NLU_CHARS) -> str:
     if text.startswith("/"):
         return text
     text = unicodedata.normalize("NFKC", text)
+    text = _EMOJI_MODIFIERS.sub("", text)
+    text = _GESTURES.sub(lambda m: GESTURE_WORDS[m.group(0)], text)
     text = to_simplified(text)
     text = text.lower()
     text = _WHITESPACE.sub(" ", text).strip()

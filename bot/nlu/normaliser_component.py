@@ -17,6 +17,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.nlu.negation import drop_denied_matter
 from bot.nlu.normalise import MAX_NLU_CHARS, normalise
 
 ORIGINAL_TEXT = "original_text"
@@ -24,14 +25,16 @@ ORIGINAL_TEXT = "original_text"
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
 class TextNormaliser(GraphComponent):
-    """Folds traditional characters, full-width forms and noise to one form."""
+    """Folds traditional characters, full-width forms and noise to one form, and
+    drops a leading clause that only denies a matter (bot.nlu.negation)."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"max_chars": MAX_NLU_CHARS}
+        return {"max_chars": MAX_NLU_CHARS, "drop_denied_matter": True}
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._max_chars = config.get("max_chars", MAX_NLU_CHARS)
+        self._drop_denied = config.get("drop_denied_matter", True)
 
     @classmethod
     def create(
@@ -48,6 +51,8 @@ class TextNormaliser(GraphComponent):
         if not isinstance(text, str):
             return
         normalised = normalise(text, self._max_chars)
+        if self._drop_denied:
+            normalised = drop_denied_matter(normalised)
         if normalised != text:
             if keep_original:
                 message.set(ORIGINAL_TEXT, text, add_to_output=True)

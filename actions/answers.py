@@ -1,0 +1,173 @@
+"""Answers to the assistant's yes/no questions, read in the question's context.
+
+`action_answer_question` runs for every message bot.dialogue.policy routes to it
+(a question is pending, or the message is a bare yes or no) and for affirm/deny
+outside a form. What was asked is the tracker's pending question or, failing
+that, a resolved ticket waiting for 满意/不满意; the reading is
+bot.dialogue.questions.read_reply. Yes/no do what the question offered, an
+unclear answer gets the question again (once), never a ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import intent_of, original_text
+from actions.report import clear_report, submit
+from bot import frontdesk
+from bot.dialogue.questions import (
+    QUESTION_SLOT,
+    PendingQuestion,
+    rating_question,
+    read_reply,
+)
+from bot.dialogue.yes_no import CANCEL_TICKET, RATING, RETRY_SUBMIT, Answer
+
+# The response that asks each kind of question (ticket_number and
+# category_label filled from the question).
+ASK_RESPONSES = {
+    CANCEL_TICKET: "utter_confirm_cancel",
+    RETRY_SUBMIT: "utter_ask_retry_submit",
+    RATING: "utter_ask_rating",
+}
+
+
+def ask(dispatcher: CollectingDispatcher, question: PendingQuestion) -> list[EventType]:
+    """Ask `question` and remember it as pending."""
+    dispatcher.utter_message(
+        response=ASK_RESPONSES[question.kind],
+        ticket_number=question.subject,
+        category_label=question.label,
+    )
+    return [SlotSet(QUESTION_SLOT, question.to_slot())]
+
+
+def _confidence(tracker: Tracker) -> float | None:
+    return (tracker.latest_message.get("intent") or {}).get("confidence")
+
+
+def _cancel(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: PendingQuestion, yes: bool
+) -> list[EventType]:
+    done = [SlotSet(QUESTION_SLOT, None)]
+    if not yes:
+        dispatcher.utter_message(response="utter_cancel_kept")
+        return done
+    try:
+        frontdesk.cancel(tracker.sender_id, question.subject or "", reason=original_text(tracker))
+    except frontdesk.StoreUnavailable:
+        dispatcher.utter_message(response="utter_ticket_failed")
+        return []  # still pending: the resident may say yes again
+    except frontdesk.NotCancellable:  # gone or finished meanwhile
+        dispatcher.utter_message(response="utter_nothing_to_cancel")
+        return done
+    dispatcher.utter_message(response="utter_ticket_cancelled", ticket_number=question.subject)
+    return done
+
+
+def _retry_submit(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: PendingQuestion, yes: bool
+) -> list[EventType]:
+    if yes:
+        return submit(dispatcher, tracker)
+    dispatcher.utter_message(response="utter_report_discarded")
+    return clear_report()
+
+
+def _rate(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: PendingQuestion, yes: bool
+) -> list[EventType]:
+    done = [SlotSet(QUESTION_SLOT, None)]
+    try:
+        line = frontdesk.rate(
+            tracker.sender_id, question.subject or "", yes, comment=original_text(tracker)
+        )
+    except frontdesk.StoreUnavailable:
+        dispatcher.utter_message(response="utter_ticket_failed")
+        return []
+    except frontdesk.NotRatable:  # closed or reopened meanwhile
+        dispatcher.utter_message(response="utter_anything_else")
+        return done
+    dispatcher.utter_message(
+        response="utter_rating_thanks" if yes else "utter_rating_reopened",
+        ticket_number=line.ticket_number,
+        category_label=line.category_label,
+        due_text=line.due_text,
+    )
+    return done
+
+
+Handler = Callable[[CollectingDispatcher, Tracker, PendingQuestion, bool], list[EventType]]
+HANDLERS: dict[str, Handler] = {
+    CANCEL_TICKET: _cancel,
+    RETRY_SUBMIT: _retry_submit,
+    RATING: _rate,
+}
+
+
+def _pending_rating(tracker: Tracker) -> PendingQuestion | None:
+    """A resolved ticket of the resident's waiting for 满意/不满意 (asked by the
+    resolution notice, outside this conversation)."""
+    pending = frontdesk.pending_rating(tracker.sender_id)
+    if pending is None:
+        return None
+    return rating_question(pending.ticket_number, pending.category_label)
+
+
+class ActionAnswerQuestion(Action):
+    """The resident's reply to the yes/no question pending."""
+
+    def name(self) -> str:
+        return "action_answer_question"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        question = PendingQuestion.from_slot(tracker.get_slot(QUESTION_SLOT))
+        if question is None or question.kind not in HANDLERS:
+            try:
+                question = _pending_rating(tracker)
+            except frontdesk.StoreUnavailable:
+                dispatcher.utter_message(response="utter_ticket_failed")
+                return []
+        if question is None:  # a yes or a no to nothing in particular
+            dispatcher.utter_message(response="utter_anything_else")
+            return [SlotSet(QUESTION_SLOT, None)]
+
+        reading = read_reply(
+            question, original_text(tracker), intent_of(tracker), _confidence(tracker)
+        )
+        if reading.ask_again is not None:
+            dispatcher.utter_message(response="utter_answer_yes_or_no")
+            return ask(dispatcher, reading.ask_again)
+        if reading.dropped:
+            dispatcher.utter_message(response="utter_question_dropped")
+            return [SlotSet(QUESTION_SLOT, None)]
+        return HANDLERS[question.kind](dispatcher, tracker, question, reading.answer is Answer.YES)
+
+
+class ActionSessionStart(Action):
+    """A new conversation session (after 60 minutes of silence): everything
+    carries over except a pending question, which was asked too long ago to
+    read the next message as its answer."""
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = [SessionStarted()]
+        if (domain.get("session_config") or {}).get("carry_over_slots_to_new_session", True):
+            events += [
+                SlotSet(name, value)
+                for name, value in tracker.slots.items()
+                if value is not None and name != QUESTION_SLOT
+            ]
+        events.append(ActionExecuted("action_listen"))
+        return events
