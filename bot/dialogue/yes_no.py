@@ -138,10 +138,10 @@ def _vocabulary(question: str | None) -> _Vocabulary:
     )
 
 
-def _tokenise(part: str, vocabulary: _Vocabulary) -> list[str] | None:
-    """The kinds of the part's words (longest match first), or None when the part
-    holds anything that is not an answer word."""
-    kinds: list[str] = []
+def _tokenise(part: str, vocabulary: _Vocabulary) -> list[tuple[str, str]] | None:
+    """The part's words and their kinds (longest match first), or None when the
+    part holds anything that is not an answer word."""
+    words: list[tuple[str, str]] = []
     i = 0
     while i < len(part):
         for size in range(min(vocabulary.longest, len(part) - i), 0, -1):
@@ -149,12 +149,12 @@ def _tokenise(part: str, vocabulary: _Vocabulary) -> list[str] | None:
             if kind is not None:
                 if kind == "other":
                     return None
-                kinds.append(kind)
+                words.append((part[i : i + size], kind))
                 i += size
                 break
         else:
             return None
-    return kinds
+    return words
 
 
 def _leading(part: str, vocabulary: _Vocabulary) -> str | None:
@@ -178,6 +178,8 @@ def _has_no_anywhere(part: str, vocabulary: _Vocabulary) -> bool:
 
 # A yes followed by more than this many characters of other words is no yes:
 # "好的 谢谢网格员" is, "好了好了 暖气热乎了 明天还得请假 ..." is about something else.
+# Followed by other words at all, a yes of one character is none either: "嗯 这个
+# 吧 咋说呢" hesitates.
 MAX_CONTENT_AFTER_YES = 12
 
 
@@ -190,23 +192,24 @@ def read_answer(text: str, question: str | None = None) -> Answer:
     vocabulary = _vocabulary(question)
     parts = [p for p in _SEPARATORS.split(_fold(text or "")) if p]
     said: set[str] = set()
-    first_says_yes = False
+    first_yes = ""  # the longest yes word of the first part
     content_chars = 0
     for index, part in enumerate(parts):
-        kinds = _tokenise(part, vocabulary)
-        if kinds is None:
+        words = _tokenise(part, vocabulary)
+        if words is None:
             content_chars += len(part)
-            kinds = [_leading(part, vocabulary)] if index == 0 else []
+            leading = _leading(part, vocabulary) if index == 0 else None
+            words = [("..", leading)] if leading else []
             if _has_no_anywhere(part, vocabulary):
-                kinds.append("no")
-        said.update(k for k in kinds if k)
+                words.append(("", "no"))
+        said.update(kind for _, kind in words)
         if index == 0:
-            first_says_yes = "yes" in kinds
+            first_yes = max((w for w, kind in words if kind == "yes"), key=len, default="")
     if "no" in said:
         return Answer.NO
-    if "unsure" in said:
+    if "unsure" in said or not first_yes:
         return Answer.UNCLEAR
-    if first_says_yes and content_chars <= MAX_CONTENT_AFTER_YES:
+    if content_chars == 0 or (len(first_yes) > 1 and content_chars <= MAX_CONTENT_AFTER_YES):
         return Answer.YES
     return Answer.UNCLEAR
 
@@ -248,8 +251,8 @@ def is_bare_answer(text: str, question: str | None = None) -> bool:
     for part in _SEPARATORS.split(_fold(text or "")):
         if not part:
             continue
-        tokens = _tokenise(part, vocabulary)
-        if tokens is None:
+        words = _tokenise(part, vocabulary)
+        if words is None:
             return False
-        kinds.update(tokens)
+        kinds.update(kind for _, kind in words)
     return bool(kinds & {"yes", "no"}) and "unsure" not in kinds

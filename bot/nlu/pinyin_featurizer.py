@@ -22,9 +22,7 @@ from rasa.shared.nlu.training_data.message import Message
 from bot.nlu.pinyin import token_pinyin
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
 class PinyinFeaturizer(CountVectorsFeaturizer):
     """Sparse features of the sound of the message: toneless pinyin n-grams."""
 

@@ -194,7 +194,14 @@ def test_database_down_asks_to_try_again_and_keeps_the_report(demo_database, mon
         ActionSubmitReport(), make_tracker("是", intent="affirm", slots=confirmed_slots())
     )
     assert responses(dispatcher) == ["utter_ticket_failed"]
-    assert slot_events(events) == {"pending_question": "submit"}
+    assert slot_events(events) == {
+        "pending_question": {
+            "kind": "retry_submit",
+            "subject": None,
+            "label": None,
+            "times_asked": 1,
+        }
+    }
 
 
 def test_a_photo_is_attached_to_the_report_in_progress(demo_database):

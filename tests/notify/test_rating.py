@@ -1,4 +1,4 @@
-"""满意 / 不满意 after a resolution: the yes / no actions rate the resolved ticket."""
+"""满意 / 不满意 after a resolution: the answer action rates the resolved ticket."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from actions.tickets import PENDING_CANCEL, ActionAnswerAffirm, ActionAnswerDeny
+from actions.answers import ActionAnswerQuestion
 from bot import frontdesk
+from bot.dialogue.questions import cancel_question
 from bot.store.db import session_scope
 from bot.store.models import Ticket, utcnow
 from bot.tickets import service
@@ -41,7 +42,7 @@ def run(action, text: str, intent: str, **kwargs) -> tuple[CollectingDispatcher,
 
 def test_satisfied_closes_the_ticket(engine: Engine) -> None:
     number = resolved_ticket(engine)
-    dispatcher, events = run(ActionAnswerAffirm(), "满意", "affirm")
+    dispatcher, events = run(ActionAnswerQuestion(), "满意", "affirm")
     assert responses(dispatcher) == ["utter_rating_thanks"]
     assert dispatcher.messages[0]["ticket_number"] == number
     t = ticket(engine, number)
@@ -50,14 +51,14 @@ def test_satisfied_closes_the_ticket(engine: Engine) -> None:
     assert closed.type == "closed" and closed.note == "居民满意"
     assert closed.data["rating"] == "satisfied" and closed.actor == f"resident:{RESIDENT}"
     # Rated once: another yes means nothing more.
-    dispatcher, _ = run(ActionAnswerAffirm(), "挺好的", "affirm")
+    dispatcher, _ = run(ActionAnswerQuestion(), "挺好的", "affirm")
     assert responses(dispatcher) == ["utter_anything_else"]
     assert notifications(engine, kind="reopened") == []
 
 
 def test_unsatisfied_reopens_and_tells_the_worker(engine: Engine) -> None:
     number = resolved_ticket(engine)
-    dispatcher, _ = run(ActionAnswerDeny(), "不满意 还是不热", "deny")
+    dispatcher, _ = run(ActionAnswerQuestion(), "不满意 还是不热", "deny")
     assert responses(dispatcher) == ["utter_rating_reopened"]
     t = ticket(engine, number)
     assert t.status == "open" and t.due_at > utcnow()
@@ -72,7 +73,7 @@ def test_unsatisfied_reopens_and_tells_the_worker(engine: Engine) -> None:
 
 def test_bare_verdict_is_not_repeated_as_reason(engine: Engine) -> None:
     number = resolved_ticket(engine)
-    run(ActionAnswerDeny(), "不满意", "deny")
+    run(ActionAnswerQuestion(), "不满意", "deny")
     assert ticket(engine, number).events[-1].note == "居民不满意"
 
 
@@ -81,7 +82,7 @@ def test_the_latest_resolved_ticket_is_rated(engine: Engine) -> None:
     newer = resolved_ticket(engine, "m2")
     pending = frontdesk.pending_rating(RESIDENT)
     assert pending is not None and pending.ticket_number == newer
-    run(ActionAnswerAffirm(), "满意", "affirm")
+    run(ActionAnswerQuestion(), "满意", "affirm")
     assert ticket(engine, newer).status == "closed"
     assert ticket(engine, older).status == "resolved"
     assert frontdesk.pending_rating(RESIDENT).ticket_number == older
@@ -89,16 +90,16 @@ def test_the_latest_resolved_ticket_is_rated(engine: Engine) -> None:
 
 def test_a_resolution_long_ago_is_not_rated(engine: Engine) -> None:
     number = resolved_ticket(engine, now=utcnow() - timedelta(days=8))
-    dispatcher, _ = run(ActionAnswerDeny(), "不满意", "deny")
+    dispatcher, _ = run(ActionAnswerQuestion(), "不满意", "deny")
     assert responses(dispatcher) == ["utter_anything_else"]
     assert ticket(engine, number).status == "resolved"
 
 
 def test_nothing_resolved_keeps_the_old_answers(engine: Engine) -> None:
     open_report(engine)
-    dispatcher, _ = run(ActionAnswerAffirm(), "好的", "affirm")
+    dispatcher, _ = run(ActionAnswerQuestion(), "好的", "affirm")
     assert responses(dispatcher) == ["utter_anything_else"]
-    dispatcher, _ = run(ActionAnswerDeny(), "不用", "deny")
+    dispatcher, _ = run(ActionAnswerQuestion(), "不用", "deny")
     assert responses(dispatcher) == ["utter_anything_else"]
 
 
@@ -106,12 +107,42 @@ def test_a_pending_question_comes_first(engine: Engine) -> None:
     number = resolved_ticket(engine, "m1")
     other = open_report(engine, "m2")
     dispatcher, _ = run(
-        ActionAnswerDeny(), "不", "deny", slots={"pending_question": PENDING_CANCEL + other}
+        ActionAnswerQuestion(),
+        "不",
+        "deny",
+        slots={"pending_question": cancel_question(other, "供暖供气").to_slot()},
     )
     assert responses(dispatcher) == ["utter_cancel_kept"]
     assert ticket(engine, number).status == "resolved"
 
 
+def test_dialect_and_gestures_rate_whatever_the_classifier_thinks(engine: Engine) -> None:
+    number = resolved_ticket(engine)
+    dispatcher, _ = run(ActionAnswerQuestion(), "👌", "nlu_fallback")
+    assert responses(dispatcher) == ["utter_rating_thanks"]
+    assert ticket(engine, number).status == "closed"
+    other = resolved_ticket(engine, "m2")
+    dispatcher, _ = run(ActionAnswerQuestion(), "不咋地 没修好", "report_heating")
+    assert responses(dispatcher) == ["utter_rating_reopened"]
+    assert ticket(engine, other).status == "open"
+
+
+def test_an_unclear_reply_to_a_pending_rating_asks_the_rating_question(engine: Engine) -> None:
+    number = resolved_ticket(engine)
+    dispatcher, events = run(ActionAnswerQuestion(), "嗯 这个吧 咋说呢", "nlu_fallback")
+    assert responses(dispatcher) == ["utter_answer_yes_or_no", "utter_ask_rating"]
+    assert dispatcher.messages[1]["ticket_number"] == number
+    [question] = [e["value"] for e in events if e.get("name") == "pending_question"]
+    assert question["kind"] == "rating" and question["subject"] == number
+    assert ticket(engine, number).status == "resolved"
+    # the next reply is read as the rating
+    dispatcher, _ = run(
+        ActionAnswerQuestion(), "还行", "greet", slots={"pending_question": question}
+    )
+    assert responses(dispatcher) == ["utter_rating_thanks"]
+    assert ticket(engine, number).status == "closed"
+
+
 def test_rating_responses_are_in_the_domain() -> None:
-    for name in ("utter_rating_thanks", "utter_rating_reopened"):
+    for name in ("utter_rating_thanks", "utter_rating_reopened", "utter_ask_rating"):
         assert DOMAIN["responses"][name][0]["text"]
