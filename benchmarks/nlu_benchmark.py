@@ -67,9 +67,11 @@ from bench_common import (
     update_readme_section,
 )
 
+from bot.training.evaluation import HARD_SET_GLOB
+
 NLU_DATA = PROJECT_ROOT / "data" / "nlu"
 CONFIG = PROJECT_ROOT / "config.yml"
-HARD_SET = "tests/data/hard_*.yml"
+
 FALLBACK_INTENT = "nlu_fallback"
 COMMAND = ".venv/bin/python benchmarks/nlu_benchmark.py"
 WARM_UP_MESSAGES = 10
@@ -281,7 +283,7 @@ def write_rasa_nlu_file(examples: Sequence[Example], path: Path) -> None:
     path.write_text(TrainingData(training_examples=messages).nlu_as_yaml(), encoding="utf-8")
 
 
-def load_hard_set(pattern: str = HARD_SET) -> HardSet:
+def load_hard_set(pattern: str = HARD_SET_GLOB) -> HardSet:
     """The hard development set, each example with its kind (hard_<kind>.yml)."""
     from bot.training.evaluation import load_holdout
 
@@ -955,7 +957,7 @@ Data: {len(split.train) + len(split.test)} examples of {intents} intents in data
 (fingerprint `{split.data_fingerprint}`), split stratified by intent, seed {split.seed}:
 {len(split.train)} training / {len(split.test)} test examples
 (`{split_path.relative_to(PROJECT_ROOT)}`, git-ignored; rerun to regenerate it).
-Hard development set: {len(hard.examples)} messages in `{HARD_SET}` (fingerprint
+Hard development set: {len(hard.examples)} messages in `{HARD_SET_GLOB}` (fingerprint
 `{hard.fingerprint}`), never trained on; both systems are the ones trained on the
 split's training part.
 

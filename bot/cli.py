@@ -533,6 +533,7 @@ def _nlu_export_action(sub: argparse._SubParsersAction) -> None:
 
 def _nlu_export(args: argparse.Namespace) -> int:
     from bot.review.export import SKIP_REASONS, export_reviewed
+    from bot.training.evaluation import HARD_SET_GLOB
 
     settings = get_settings()
     engine = _engine(args)
@@ -540,7 +541,7 @@ def _nlu_export(args: argparse.Namespace) -> int:
         result = export_reviewed(
             engine,
             args.nlu_dir or settings.nlu_data_dir,
-            settings.nlu_holdout_glob,
+            [settings.nlu_holdout_glob, HARD_SET_GLOB],
             out=args.out,
         )
     finally:

@@ -4,7 +4,8 @@ Every confirm/relabel decision gives its group's example to its intent,
 out_of_scope to the intent out_of_scope; dismissed groups give nothing. An
 example is left out when it is (a near-duplicate of) an example the data
 already has, in any intent, or a held-out evaluation message
-(tests/data/holdout_*.yml: scores stay honest only while those stay unseen),
+(tests/data/holdout_*.yml and the hard development set tests/data/hard_*.yml:
+scores stay honest only while those stay unseen),
 or cannot be written as one (too long, Rasa's entity syntax).
 
 The file is regenerated from all decisions each time, in a fixed order, and
@@ -19,6 +20,7 @@ import os
 import re
 import tempfile
 from collections import Counter as Tally
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,13 +128,20 @@ def _holdout_texts(path: Path) -> list[str]:
     return _strings(data)
 
 
-def _holdout_paths(holdout_glob: str | os.PathLike[str] | None) -> list[Path]:
+HoldoutGlobs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
+def _holdout_paths(holdout_glob: HoldoutGlobs) -> list[Path]:
     if not holdout_glob:
         return []
-    pattern = Path(holdout_glob)
-    if not pattern.is_absolute():
-        pattern = PROJECT_ROOT / pattern
-    return [Path(p) for p in sorted(glob.glob(str(pattern)))]
+    patterns = [holdout_glob] if isinstance(holdout_glob, str | os.PathLike) else holdout_glob
+    paths: list[Path] = []
+    for entry in patterns:
+        pattern = Path(entry)
+        if not pattern.is_absolute():
+            pattern = PROJECT_ROOT / pattern
+        paths.extend(Path(p) for p in sorted(glob.glob(str(pattern))))
+    return paths
 
 
 def render_nlu_yaml(examples: dict[str, list[str]]) -> str:
@@ -175,7 +184,7 @@ class _Seen:
 def export_reviewed(
     engine: Engine,
     nlu_dir: str | os.PathLike[str],
-    holdout_glob: str | os.PathLike[str] | None = None,
+    holdout_glob: HoldoutGlobs = None,
     *,
     out: str | os.PathLike[str] | None = None,
     taxonomy: Taxonomy | None = None,
@@ -183,7 +192,8 @@ def export_reviewed(
     """Write the reviewed examples to `out` (default `nlu_dir`/reviewed.yml).
 
     Deduplicated against every other *.yml of `nlu_dir` and the files matching
-    `holdout_glob` (relative patterns are relative to the project root).
+    `holdout_glob`, one pattern or several (relative patterns are relative to
+    the project root).
     """
     taxonomy = taxonomy or get_taxonomy()
     nlu_dir = Path(nlu_dir)

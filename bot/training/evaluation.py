@@ -31,6 +31,8 @@ import yaml
 from bot.settings import PROJECT_ROOT
 
 FALLBACK_INTENT = "nlu_fallback"
+# The hard development set (`make bench-nlu`): never trained on, like the held-out set.
+HARD_SET_GLOB = "tests/data/hard_*.yml"
 TOP_CONFUSED_PAIRS = 10
 
 

@@ -231,3 +231,29 @@ def test_never_mind_when_asked_where_drops_the_report(rasa_stack):
     assert "几号楼" in resident.say("小区门口的路灯不亮了 晚上黑乎乎的")
     assert "先不提交" in resident.say("算了 不用了")
     assert tickets_of(rasa_stack.database_url, resident.sender) == []
+
+
+def test_yes_and_no_are_read_in_the_context_of_the_question(rasa_stack):
+    """Dialect and gesture answers confirm, an answer that is neither gets the
+    question again and never a ticket (issue 10), whatever the classifier thinks."""
+    resident = Resident(rasa_stack.rasa_url)
+    db = rasa_stack.database_url
+    resident.say("俺们楼道的灯坏了好几天了 晚上黑咕隆咚的")
+    assert "确认提交吗" in resident.say("和平新村三号楼2单元501")
+    # neither yes nor no: the summary again, nothing opened
+    reply = resident.say("俺想想咋说")
+    assert "确认提交吗" in reply and tickets_of(db, resident.sender) == []
+    assert TICKET_NUMBER.search(resident.say("管"))
+
+    # the known address: "还是…吗？" answered in dialect, the summary with a gesture
+    assert "还是和平新村社区3号楼2单元501吗" in resident.say("楼下的狗天天半夜叫唤")
+    assert "确认提交吗" in resident.say("中")
+    assert TICKET_NUMBER.search(resident.say("👌"))
+
+    # withdrawing: something else first (asked again), then a no
+    assert "要撤销" in resident.say("狗的事不用管了 撤了吧")
+    reply = resident.say("楼道的灯修了没")
+    assert "要撤销" in reply and "是" in reply
+    assert "继续为您办理" in resident.say("算了 不撤了")
+    statuses = [t["status"] for t in tickets_of(db, resident.sender)]
+    assert statuses == ["open", "open"]

@@ -189,3 +189,16 @@ def test_the_repository_has_no_stale_export() -> None:
     assert path.read_text(encoding="utf-8").startswith("# Resident messages reviewed")
     shutil.copy(path, path.with_suffix(".check"))  # readable
     path.with_suffix(".check").unlink()
+
+
+def test_export_leaves_out_the_hard_development_set_too(web_engine, nlu_dir, tracker, copy_log):
+    from bot.training.evaluation import HARD_SET_GLOB
+
+    hard = "不是狗叫 是楼上装修"  # tests/data/hard_negation.yml
+    tracker.user(hard, "report_noise", 0.7)
+    copy_log()
+    act(web_engine, hard, "confirm")
+    only_holdout = export_reviewed(web_engine, nlu_dir, HOLDOUT, out=nlu_dir / "a.yml")
+    assert ("report_noise", hard) in nlu_examples(only_holdout.path)
+    both = export_reviewed(web_engine, nlu_dir, [HOLDOUT, HARD_SET_GLOB], out=nlu_dir / "b.yml")
+    assert both.skipped_by_reason == {"held_out": 1} and both.total == 0

@@ -66,7 +66,8 @@ def test_near_duplicates_share_a_group() -> None:
     same = ["3号楼暖气不热！", "5号楼 暖气不热", "十号楼暖氣不熱。。", "３号楼暖气不热😡"]
     assert len({text_hash(t) for t in same}) == 1
     assert text_hash("暖气不热") != text_hash("暖气太热")
-    assert group_key("👍") == "👍"  # nothing left after stripping: still a group of its own
+    assert group_key("🐶") == "🐶"  # nothing left after stripping: still a group of its own
+    assert group_key("👍") == group_key("赞")  # gesture emoji read as their words
 
 
 # -- ingest -------------------------------------------------------------------------------
