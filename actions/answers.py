@@ -17,7 +17,7 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import intent_of, original_text
+from actions.common import confidence_of, intent_of, original_text
 from actions.report import clear_report, submit
 from bot import frontdesk
 from bot.dialogue.questions import (
@@ -45,10 +45,6 @@ def ask(dispatcher: CollectingDispatcher, question: PendingQuestion) -> list[Eve
         category_label=question.label,
     )
     return [SlotSet(QUESTION_SLOT, question.to_slot())]
-
-
-def _confidence(tracker: Tracker) -> float | None:
-    return (tracker.latest_message.get("intent") or {}).get("confidence")
 
 
 def _cancel(
@@ -140,7 +136,7 @@ class ActionAnswerQuestion(Action):
             return [SlotSet(QUESTION_SLOT, None)]
 
         reading = read_reply(
-            question, original_text(tracker), intent_of(tracker), _confidence(tracker)
+            question, original_text(tracker), intent_of(tracker), confidence_of(tracker)
         )
         if reading.ask_again is not None:
             dispatcher.utter_message(response="utter_answer_yes_or_no")

@@ -11,6 +11,10 @@ def intent_of(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+def confidence_of(tracker: Tracker) -> float | None:
+    return (tracker.latest_message.get("intent") or {}).get("confidence")
+
+
 def original_text(tracker: Tracker) -> str:
     """What the resident wrote, before normalisation (see TextNormaliser)."""
     message = tracker.latest_message

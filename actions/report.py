@@ -17,6 +17,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import (
     channel_of,
+    confidence_of,
     intent_of,
     message_id,
     original_text,
@@ -121,8 +122,7 @@ class ActionStartReport(Action):
 
 def _answer(tracker: Tracker, question: str) -> Answer:
     """The latest message read as the answer to the form's yes/no `question`."""
-    intent = tracker.latest_message.get("intent") or {}
-    return interpret(original_text(tracker), question, intent.get("name"), intent.get("confidence"))
+    return interpret(original_text(tracker), question, intent_of(tracker), confidence_of(tracker))
 
 
 def _recent_location(tracker: Tracker) -> Located | None:

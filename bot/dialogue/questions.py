@@ -16,7 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.dialogue.yes_no import CANCEL_TICKET, RATING, RETRY_SUBMIT, Answer, interpret
+from bot.dialogue.yes_no import (
+    CANCEL_TICKET,
+    RATING,
+    RETRY_SUBMIT,
+    Answer,
+    interpret,
+    is_bare_answer,
+)
 
 QUESTION_SLOT = "pending_question"
 MAX_TIMES_ASKED = 2
@@ -127,8 +134,6 @@ def answers_pending_question(
     rating the ticket store is waiting for). Photos, locations and the like
     are left to their own rules; a form reads its own answers.
     """
-    from bot.dialogue.yes_no import is_bare_answer
-
     if not just_listened or active_loop or intent in CHANNEL_INTENTS:
         return False
     if text is None or text.startswith("/"):
