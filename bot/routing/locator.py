@@ -8,9 +8,9 @@ Rules (shared/spec/grid-directory.md):
 - a location (lat, lon) -> the active grid whose polygon contains it.
 
 Routing (`Locator.route`): grid-level categories go to the grid worker;
-community-level ones (disputes -> people's mediation committee, proposals ->
-residents' council, certificates/subsidies/relocation -> the office) go to the
-community office and still record the grid. Without a grid everything goes to
+community-level ones go to the community office (or the body of it that
+taxonomy.yml's `handled_by` names: the people's mediation committee, the
+residents' council) and still record the grid. Without a grid everything goes to
 the community office. The reason is a Chinese sentence stored on the ticket.
 
 A Locator works on an immutable snapshot of the directory. `get_locator`
@@ -38,6 +38,7 @@ class CategoryLike(Protocol):
     label: str
     level: str
     kind: str
+    handled_by: str
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,9 @@ class Route:
     grid_id: int | None = None
 
 
-_MEDIATION = ("NEIGHBOUR_DISPUTE", "INHERITANCE")
+# The bodies of a community office that take some matters on (taxonomy.yml's
+# handled_by), named after the office in the routing reason.
+_BODIES = {"mediation_committee": "人民调解委员会", "residents_council": "居民议事会"}
 
 
 class Locator:
@@ -311,11 +314,8 @@ class Locator:
                 why = f"{info.name}没有登记{located.building}号楼所属网格"
             reason = f"{why}，{category.label}事项转{office}处理"
         else:
-            handler = office
-            if category.code in _MEDIATION:
-                handler += "（人民调解委员会）"
-            elif category.kind == "proposal":
-                handler += "（居民议事会）"
+            body = _BODIES.get(category.handled_by)
+            handler = f"{office}（{body}）" if body else office
             reason = f"{category.label}属社区层级事项，由{handler}处理"
             if grid is not None:
                 reason += f"；{place}属于{grid.name}（{grid.code}）"

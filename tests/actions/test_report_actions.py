@@ -11,7 +11,9 @@ from actions.report import (
     ActionSubmitReport,
     ValidateReportForm,
 )
+from bot.taxonomy import RESIDENTS_COUNCIL
 from tests.actions.conftest import DOMAIN, make_tracker, responses, slot_events
+from tests.helpers import taxonomy_with
 
 
 def run(action, tracker):
@@ -46,6 +48,18 @@ def test_services_get_their_checklist_and_disputes_the_mediation_note(demo_datab
         ActionStartReport(), make_tracker("俺和楼上为漏水吵起来了", intent="dispute_neighbour")
     )
     assert "utter_mediation_info" in responses(dispatcher)
+
+
+def test_the_note_follows_who_handles_the_matter_in_taxonomy_yml(demo_database, monkeypatch):
+    from actions import report
+
+    taxonomy = taxonomy_with("NEIGHBOUR_DISPUTE", handled_by=RESIDENTS_COUNCIL)
+    monkeypatch.setattr(report, "get_taxonomy", lambda: taxonomy)
+    dispatcher, _ = run(
+        ActionStartReport(), make_tracker("俺和楼上为漏水吵起来了", intent="dispute_neighbour")
+    )
+    assert "utter_proposal_info" in responses(dispatcher)
+    assert "utter_mediation_info" not in responses(dispatcher)
 
 
 def test_ask_address_asks_known_residents_only_to_confirm(demo_database):
