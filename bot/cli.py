@@ -207,6 +207,7 @@ def _escalate(p: argparse.ArgumentParser) -> None:
 
 def _escalate_run(args: argparse.Namespace) -> int:
     from bot.store.db import session_scope
+    from bot.tickets.display import staff_time
     from bot.tickets.service import escalate_overdue
 
     tz = ZoneInfo(get_settings().timezone)
@@ -226,7 +227,7 @@ def _escalate_run(args: argparse.Namespace) -> int:
             if not done and not args.every:
                 print("没有超时工单 / nothing overdue")
             for e in done:
-                due = e.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                due = staff_time(e.due_at, tz)
                 print(f"{e.number}: {e.from_level} -> {e.to_level} ({e.reason}; 新时限 {due})")
             sys.stdout.flush()
             if not args.every:

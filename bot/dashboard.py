@@ -36,7 +36,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.store.models import Community, Grid, Ticket, TicketEvent
 from bot.taxonomy import get_taxonomy
-from bot.tickets.state import IN_PROGRESS, LEVEL_LABELS, STATUS_LABELS, Status
+from bot.tickets import display
+from bot.tickets.state import IN_PROGRESS
 
 __all__ = [
     "CSV_BOM",
@@ -199,21 +200,6 @@ def filter_options(session: Session) -> FilterOptions:
     return FilterOptions(communities, grids, categories)
 
 
-# -- labels -------------------------------------------------------------------
-
-
-def category_label(code: str) -> str:
-    category = get_taxonomy().by_code(code)
-    return category.label if category else code
-
-
-def status_label(status: str) -> str:
-    try:
-        return STATUS_LABELS[Status(status)]
-    except ValueError:
-        return status
-
-
 # -- tickets per category, community, grid ----------------------------------------
 
 
@@ -245,7 +231,7 @@ def counts_by(
     if dimension == "category":
         query = select(Ticket.category_code, *counts).group_by(Ticket.category_code)
         for code, total, running, overdue in session.execute(query.where(*conditions)):
-            rows.append(CountRow(code, category_label(code), total, running, overdue))
+            rows.append(CountRow(code, display.category_label(code), total, running, overdue))
     elif dimension == "community":
         query = (
             select(Community.id, Community.name, *counts)
@@ -356,17 +342,6 @@ class OverdueRow:
     overdue_hours: float
 
 
-def _handler(ticket: Ticket) -> str:
-    if ticket.assignee is not None:
-        return ticket.assignee.name
-    if ticket.level == "street":
-        street = ticket.community.street if ticket.community else None
-        return (street.office_name or street.name) if street else "街道办事处"
-    if ticket.community is not None:
-        return ticket.community.office_name or f"{ticket.community.name}居委会"
-    return ""
-
-
 def overdue_tickets(
     session: Session, f: TicketFilter, tz: tzinfo, now: datetime, limit: int = OVERDUE_LIMIT
 ) -> tuple[list[OverdueRow], int]:
@@ -384,7 +359,7 @@ def overdue_tickets(
             .where(*conditions)
             .options(
                 selectinload(Ticket.community).selectinload(Community.street),
-                selectinload(Ticket.grid),
+                selectinload(Ticket.grid).selectinload(Grid.worker),
                 selectinload(Ticket.assignee),
             )
             .order_by(Ticket.due_at, Ticket.id)
@@ -396,13 +371,13 @@ def overdue_tickets(
     rows = [
         OverdueRow(
             number=t.number,
-            category=category_label(t.category_code),
+            category=display.category_label(t.category_code),
             community=t.community.name if t.community else NO_COMMUNITY,
             grid=t.grid.code if t.grid else "",
-            handler=_handler(t),
-            level=LEVEL_LABELS.get(t.level, t.level),
+            handler=display.handler_of(t),
+            level=display.level_label(t.level),
             status=t.status,
-            status_label=status_label(t.status),
+            status_label=display.status_label(t.status),
             due_at=t.due_at,
             overdue_hours=(now - t.due_at).total_seconds() / 3600,
         )
@@ -549,32 +524,12 @@ CSV_COLUMNS = (
 # A cell starting with one of these is a formula to Excel and LibreOffice
 # (tab and carriage return as well, per OWASP's CSV injection advice).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-LOCAL_FORMAT = "%Y-%m-%d %H:%M"
 
 
 def safe_cell(value: object) -> str:
     """The cell as text, with a leading ' when a spreadsheet would run it."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def _address(ticket: Ticket) -> str:
-    parts = []
-    if ticket.community is not None:
-        parts.append(ticket.community.name)
-    if ticket.building is not None:
-        parts.append(f"{ticket.building}号楼")
-    if ticket.unit:
-        parts.append(f"{ticket.unit}单元")
-    if ticket.room:
-        parts.append(f"{ticket.room}室")
-    if len(parts) > 1:
-        return "".join(parts)
-    if ticket.address_text:
-        return ticket.address_text
-    if ticket.lat is not None and ticket.lon is not None:
-        return f"位置（{ticket.lat:.5f}, {ticket.lon:.5f}）"
-    return "".join(parts)
 
 
 def export_page(
@@ -585,7 +540,7 @@ def export_page(
     resolved = _resolved_at_subquery()
 
     def local(value: datetime | None) -> str:
-        return value.astimezone(tz).strftime(LOCAL_FORMAT) if value is not None else ""
+        return display.staff_time(value, tz)
 
     result = session.execute(
         select(Ticket, resolved.c.resolved_at)
@@ -593,7 +548,7 @@ def export_page(
         .where(Ticket.id > after_id, *ticket_conditions(f, tz))
         .options(
             selectinload(Ticket.community).selectinload(Community.street),
-            selectinload(Ticket.grid),
+            selectinload(Ticket.grid).selectinload(Grid.worker),
             selectinload(Ticket.assignee),
         )
         .order_by(Ticket.id)
@@ -606,15 +561,15 @@ def export_page(
             [
                 ticket.number,
                 local(ticket.created_at),
-                category_label(ticket.category_code),
-                status_label(ticket.status),
-                LEVEL_LABELS.get(ticket.level, ticket.level),
+                display.category_label(ticket.category_code),
+                display.status_label(ticket.status),
+                display.level_label(ticket.level),
                 ticket.community.name if ticket.community else "",
                 ticket.grid.code if ticket.grid else "",
-                _handler(ticket),
+                display.handler_of(ticket),
                 local(ticket.due_at),
                 local(resolved_at) if finished else "",
-                _address(ticket),
+                display.address_of(ticket),
                 ticket.description or "",
             ]
         )

@@ -64,7 +64,7 @@ from bot.routing.locator import Located, Locator, get_locator
 from bot.settings import get_settings
 from bot.store.models import Community, Grid, Street, Ticket, TicketEvent, Worker, aware
 from bot.taxonomy import Category, Taxonomy, get_taxonomy
-from bot.tickets import service
+from bot.tickets import display, service
 
 CHANNEL = "open311"
 SENDER_PREFIX = "open311:"
@@ -82,7 +82,6 @@ MAX_URL = 2000
 MAX_IDEMPOTENCY_KEY = service.MAX_ID
 
 GROUPS = {"complaint": "投诉", "dispute": "纠纷调解", "service": "便民服务", "proposal": "居民议事"}
-_LEVEL_OFFICE = {"grid": "网格", "community": "社区", "street": "街道"}
 
 CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "device_id", "account_id")
 _CONTACT_LABELS = {
@@ -372,46 +371,48 @@ class TicketRow(NamedTuple):
 @dataclass(frozen=True)
 class Places:
     """The grids, communities, streets and workers some tickets refer to, by id:
-    (code, name, worker id), (name, office name, street id), (name, office name), name."""
+    (code, name, worker id), (name, office name, street id), (name, office name),
+    (name, role)."""
 
     grids: Mapping[int, tuple[str, str, int | None]]
     communities: Mapping[int, tuple[str, str | None, int | None]]
     streets: Mapping[int, tuple[str, str | None]]
-    workers: Mapping[int, str]
+    workers: Mapping[int, tuple[str, str]]
 
 
 def agency_responsible(row: TicketRow, places: Places) -> str:
-    """Who has the ticket: the grid worker, or the community / street office."""
+    """Who has the ticket (bot.tickets.display words it): the member of staff,
+    at grid level the grid's worker, else the office of its level."""
     grid = places.grids.get(row.grid_id) if row.grid_id is not None else None
     community = places.communities.get(row.community_id) if row.community_id is not None else None
-    if row.level == "grid" and grid is not None:
-        worker_id = row.assignee_id if row.assignee_id is not None else grid[2]
-        worker = places.workers.get(worker_id) if worker_id is not None else None
-        return f"{grid[1]} 网格员{worker}" if worker else grid[1]
-    if row.level == "street":
-        street = places.streets.get(community[2]) if community and community[2] else None
-        if street is not None:
-            return street[1] or street[0]
-        return "街道办事处"
-    if community is not None:
-        return community[1] or f"{community[0]}居委会"
-    return "社区工作人员（地址待核实）"
+    worker_id = row.assignee_id
+    if worker_id is None and row.level == "grid" and grid is not None:
+        worker_id = grid[2]
+    name, role = (
+        places.workers.get(worker_id, (None, None)) if worker_id is not None else (None, None)
+    )
+    street = places.streets.get(community[2]) if community and community[2] else None
+    office = display.office_label(
+        row.level,
+        community[0] if community else None,
+        community[1] if community else None,
+        street[0] if street else None,
+        street[1] if street else None,
+    )
+    return display.handler_label(name, role, office)
 
 
 def address(row: TicketRow, places: Places) -> str | None:
-    """Community + building + unit (no room), else what was written, else None."""
+    """The public address: no room (a room pins down a household), no coordinates
+    (they are `lat`/`long`); None when nothing is known."""
     community = places.communities.get(row.community_id) if row.community_id is not None else None
-    if community is None:
-        return row.address_text or None
-    text = community[0]
-    grid = places.grids.get(row.grid_id) if row.grid_id is not None else None
-    if row.building is not None:
-        text += f"{row.building}号楼"
-        if row.unit:
-            text += f"{row.unit}单元"
-    elif grid is not None:
-        text += f"（{grid[1]}）"
-    return text
+    place = display.Place(
+        community=community[0] if community else None,
+        building=row.building,
+        unit=row.unit,
+        words=row.address_text,
+    )
+    return display.address_label(place, with_room=False, missing=None)
 
 
 def media_url(photos: Iterable[Any]) -> str | None:
@@ -427,7 +428,7 @@ def service_notice(
     """Where the ticket went and by when (the routing sentence and the deadline)."""
     parts = [routing_reason] if routing_reason else []
     if due_at is not None:
-        parts.append(f"办理时限：{aware(due_at).astimezone(zone):%Y-%m-%d %H:%M}")
+        parts.append(f"办理时限：{display.staff_time(aware(due_at), zone)}")
     return "。".join(parts) or None
 
 
@@ -438,14 +439,13 @@ def to_request(
     taxonomy: Taxonomy | None = None,
 ) -> dict[str, Any]:
     """One ticket as a GeoReport v2 request (standard fields, then our extensions)."""
-    category = (taxonomy or get_taxonomy()).by_code(row.category_code)
     grid = places.grids.get(row.grid_id) if row.grid_id is not None else None
     community = places.communities.get(row.community_id) if row.community_id is not None else None
     request: dict[str, Any] = {
         "service_request_id": row.number,
         "status": STATUS_MAP.get(row.status, "open"),
         "status_notes": row.status_notes or None,
-        "service_name": category.label if category else row.category_code,
+        "service_name": display.category_label(row.category_code, taxonomy),
         "service_code": row.category_code,
         "description": row.description or None,
         "agency_responsible": agency_responsible(row, places),
@@ -567,7 +567,12 @@ def load_places(
     )
     wanted = set(worker_ids) | {g[2] for g in grids.values() if g[2] is not None}
     workers = (
-        dict(session.execute(select(Worker.id, Worker.name).where(Worker.id.in_(wanted))).all())
+        {
+            wid: (name, role)
+            for wid, name, role in session.execute(
+                select(Worker.id, Worker.name, Worker.role).where(Worker.id.in_(wanted))
+            )
+        }
         if wanted
         else {}
     )

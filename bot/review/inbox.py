@@ -39,7 +39,7 @@ from bot.store.models import (
     aware,
 )
 from bot.taxonomy import Taxonomy, get_taxonomy
-from bot.tickets.state import STATUS_LABELS, Status
+from bot.tickets import display
 
 __all__ = [
     "ACTIONS",
@@ -486,11 +486,6 @@ def aware_utc(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _label(taxonomy: Taxonomy, code: str | None) -> str:
-    category = taxonomy.by_code(code or "")
-    return category.label if category else (code or "")
-
-
 def _ticket_refs(
     session: Session, ticket_ids: Iterable[int], taxonomy: Taxonomy
 ) -> dict[int, TicketRef]:
@@ -509,8 +504,8 @@ def _ticket_refs(
             changes[ticket_id].append(f"网格：{before}→{data.get('to_grid')}")
         elif data.get("category_to"):
             changes[ticket_id].append(
-                f"类别：{_label(taxonomy, data.get('category_from'))}→"
-                f"{_label(taxonomy, data.get('category_to'))}"
+                f"类别：{display.category_label(data.get('category_from') or '', taxonomy)}→"
+                f"{display.category_label(data.get('category_to'), taxonomy)}"
             )
     refs = {}
     for ticket_id, number, code, status, grid in session.execute(
@@ -520,8 +515,8 @@ def _ticket_refs(
     ):
         refs[ticket_id] = TicketRef(
             number=number,
-            category=_label(taxonomy, code),
-            status_label=STATUS_LABELS.get(Status(status), status),
+            category=display.category_label(code, taxonomy),
+            status_label=display.status_label(status),
             grid=grid,
             change="；".join(changes.get(ticket_id, [])),
         )

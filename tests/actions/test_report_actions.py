@@ -30,7 +30,7 @@ def test_start_report_keeps_the_message_and_asks_for_nothing_it_has(demo_databas
     assert dispatcher.messages[0]["category_label"] == "供暖供气"
     assert slots["category"] == "HEATING"
     assert slots["description"] == "和平新村3号楼2单元501 暖气不热好几天了"
-    assert slots["address"] == "和平新村社区3号楼2单元501"
+    assert slots["address"] == "和平新村社区3号楼2单元501室"
     assert slots["located"]["grid"] == "HPXC-01"
 
 
@@ -87,7 +87,7 @@ def test_extract_address_parses_what_residents_type(demo_database):
         slots={"requested_slot": "address"},
     )
     _, slots = extract(tracker)
-    assert slots["address"] == "和平新村社区12号楼东单元301"
+    assert slots["address"] == "和平新村社区12号楼东单元301室"
     assert slots["located"]["grid"] == "HPXC-02"
 
 

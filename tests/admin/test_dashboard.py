@@ -97,7 +97,7 @@ def test_counts_sla_satisfaction_overdue_and_trend(web_engine: Engine, scenario:
     # overdue now, whatever the date range: f (39 days) before d (1 day)
     assert [o.number for o in d.overdue] == [scenario.f, scenario.d]
     assert d.overdue_total == 2
-    assert d.overdue[1].handler == "王芳" and d.overdue[1].grid == "HPXC-01"
+    assert d.overdue[1].handler == "网格员王芳" and d.overdue[1].grid == "HPXC-01"
 
     assert len(d.trend.days) == 30 and d.trend.days[-1] == scenario.now.astimezone(TZ).date()
     assert sum(d.trend.created) == 5 and sum(d.trend.resolved) == 3
@@ -187,7 +187,7 @@ async def test_csv_export_with_filters_and_formula_injection(
     row = dict(zip(rows[0], by_number[hostile], strict=True))
     assert row["描述"].startswith("'=HYPERLINK(")
     assert row["类别"] == "噪音扰民" and row["状态"] == "待受理" and row["级别"] == "网格"
-    assert row["社区"] == "裕园社区" and row["网格"] == "YY-01" and row["处理人"] == "陈静"
+    assert row["社区"] == "裕园社区" and row["网格"] == "YY-01" and row["处理人"] == "网格员陈静"
     assert row["地址"] == "裕园社区3号楼1单元202室"
     created = (scenario.now - timedelta(hours=2)).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
     assert row["登记时间"] == created
@@ -207,7 +207,7 @@ async def test_csv_export_all_pages(
         [scenario.a, scenario.b, scenario.c, scenario.d, scenario.e, scenario.f]
     )
     closed = dict(zip(rows[0], rows[1 + numbers.index(scenario.a)], strict=True))
-    assert closed["状态"] == "已关闭"
+    assert closed["状态"] == "已办结"
     resolved_at = (scenario.now - timedelta(days=3, hours=-10)).astimezone(TZ)
     assert closed["办结时间"] == resolved_at.strftime("%Y-%m-%d %H:%M")
 

@@ -156,7 +156,7 @@ def test_chat_location_picture_and_escaping(
     send_text(page, "查一下")
     row = page.locator(f"#ticket-list li[data-number='{number}']")
     expect(row).to_contain_text("供暖供气")
-    expect(row).to_contain_text("待处理")
+    expect(row).to_contain_text("待受理")
     expect(row).to_contain_text("和平新村第一网格")
     expect(row).to_contain_text("王芳")
     screenshots.take(page, "simulator-phone")

@@ -130,6 +130,6 @@ def test_events_are_append_only_and_tickets_never_deleted(session) -> None:
 def test_illegal_transition_message_in_both_languages() -> None:
     err = IllegalTransition("closed", "accept", "20261127-0001")
     assert str(err) == (
-        "工单20261127-0001当前状态为“已关闭”，不能“受理”。 / "
+        "工单20261127-0001当前状态为“已办结”，不能“受理”。 / "
         "ticket 20261127-0001 is closed; cannot accept."
     )

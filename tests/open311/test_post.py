@@ -195,7 +195,7 @@ async def test_an_address_nobody_can_place_still_opens_a_ticket(
         await (await client.get(f"{BASE}/requests/{body[0]['service_request_id']}.json")).json()
     )[0]
     assert request["address"] == "火星基地1号"
-    assert request["agency_responsible"] == "社区工作人员（地址待核实）"
+    assert request["agency_responsible"] == "社区居委会"
 
 
 async def test_point_outside_every_grid(

@@ -44,7 +44,7 @@ def test_recategorise_refusals(web_engine) -> None:
         service.resolve(session, number, "worker:1:王芳", note="好了")
         service.close(session, number, "resident")
     with session_scope(web_engine) as session:
-        with pytest.raises(ValueError, match="已关闭"):
+        with pytest.raises(ValueError, match="已办结"):
             service.recategorise(session, number, "PETS", "worker:1:王芳")
 
 

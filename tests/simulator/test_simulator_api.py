@@ -231,9 +231,9 @@ async def test_tickets_list_the_residents_tickets(harness: Harness) -> None:
     [line] = (await response.json())["tickets"]
     assert line["number"] == number
     assert line["category"] == "供暖供气"
-    assert line["status"] == "open" and line["status_label"] == "待处理"
+    assert line["status"] == "open" and line["status_label"] == "待受理"
     assert line["grid"] == "和平新村第一网格" and line["grid_code"] == "HPXC-01"
-    assert line["worker"] == "王芳"
+    assert line["handler"] == "网格员王芳"
     assert line["community"] == "和平新村社区"
 
     bad = await harness.client.get("/simulator/api/tickets", params={"openid": "x y"})

@@ -20,10 +20,11 @@ from bot.store.db import make_engine, session_scope
 from bot.store.migrate import upgrade_to_head
 from bot.store.models import Ticket, Worker, utcnow
 from bot.tickets import service
+from bot.tickets.display import duration_text
 from bot.web import auth
 from bot.web.access import can_see, visible_clause
 from bot.web.app import create_app
-from bot.web.views.worker import duration_text, sla_state
+from bot.web.views.worker import sla_state
 from tests.web.conftest import (
     ACCOUNTS,
     ADMIN_PASSWORD,
@@ -443,7 +444,7 @@ async def test_accept_note_resolve(worker_client: WebClient, web_engine) -> None
         ("resolved", actor, "阀门已修好"),
     ]
     page = await (await worker_client.get(f"/tickets/{number}")).text()
-    assert "明天上午上门" in page and "阀门已修好" in page and "已办结待确认" in page
+    assert "明天上午上门" in page and "阀门已修好" in page and "已处理，待确认" in page
 
 
 async def test_transfer_to_another_grid(
@@ -496,7 +497,7 @@ async def test_escalate_to_the_community(
         assert ticket.events[-1].type == "escalated"
         assert ticket.events[-1].note == "需要居委会协调物业"
     staff_page = await (await staff_client.get(f"/tickets/{number}")).text()
-    assert "已升级" in staff_page and "升级到街道" in staff_page
+    assert "已上报上级" in staff_page and "升级到街道" in staff_page
     assert (await staff_client.post_form(f"/tickets/{number}/accept")).status == 303
     assert ticket_state(web_engine, number)[0] == "accepted"
 

@@ -32,11 +32,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.store.models import Community, Grid, Ticket, utcnow
 from bot.taxonomy import get_taxonomy
-from bot.tickets import service
+from bot.tickets import display, service
 from bot.tickets.state import (
     IN_PROGRESS,
-    LEVEL_LABELS,
-    STATUS_LABELS,
     Action,
     IllegalTransition,
     Status,
@@ -65,19 +63,6 @@ STATUS_FILTERS: dict[str, tuple[str, tuple[str, ...] | None]] = {
 }
 DEFAULT_FILTER = "active"
 
-EVENT_LABELS = {
-    "created": "登记",
-    "assigned": "分派",
-    "accepted": "受理",
-    "note": "备注",
-    "resolved": "办结",
-    "cancelled": "撤销",
-    "escalated": "升级",
-    "reopened": "重新打开",
-    "transferred": "转派",
-    "closed": "关闭",
-}
-
 DONE_MESSAGES = {
     "accept": "已受理该工单。",
     "note": "备注已添加。",
@@ -91,18 +76,6 @@ NUMBER_RE = re.compile(r"^\d{8}-\d{4,}$")
 
 
 # -- time and SLA --------------------------------------------------------------
-
-
-def duration_text(delta: timedelta) -> str:
-    """3天2小时 / 5小时12分 / 40分钟 (absolute value, rounded down to minutes)."""
-    minutes = int(abs(delta).total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}天{hours}小时" if hours else f"{days}天"
-    if hours:
-        return f"{hours}小时{mins}分" if mins else f"{hours}小时"
-    return f"{mins}分钟"
 
 
 @dataclass(frozen=True)
@@ -129,54 +102,14 @@ def sla_state(status: str, due_at: datetime | None, sla_hours: float, now: datet
         return Sla("", "")
     left = due_at - now
     if left <= timedelta(0):
-        return Sla("overdue", f"已超时{duration_text(left)}")
+        return Sla("overdue", display.overdue_text(left))
     soon = max(timedelta(hours=sla_hours) * DUE_SOON_SHARE, timedelta(hours=DUE_SOON_HOURS))
-    return Sla("due-soon" if left < soon else "on-time", f"剩余{duration_text(left)}")
-
-
-def category_label(code: str) -> str:
-    category = get_taxonomy().by_code(code)
-    return category.label if category else code
+    return Sla("due-soon" if left < soon else "on-time", display.remaining_text(left))
 
 
 def category_sla_hours(code: str) -> float:
     category = get_taxonomy().by_code(code)
     return category.sla_hours if category else 24
-
-
-def format_address(ticket: Ticket) -> str:
-    parts = []
-    if ticket.community is not None:
-        parts.append(ticket.community.name)
-    if ticket.building is not None:
-        parts.append(f"{ticket.building}号楼")
-    if ticket.unit:
-        parts.append(f"{ticket.unit}单元")
-    if ticket.room:
-        parts.append(f"{ticket.room}室")
-    if ticket.community is not None and len(parts) > 1:
-        return "".join(parts)
-    if ticket.address_text:
-        return ticket.address_text
-    if ticket.lat is not None and ticket.lon is not None:
-        return f"位置（{ticket.lat:.5f}, {ticket.lon:.5f}）"
-    return "".join(parts) or "未提供地址"
-
-
-def actor_label(actor: str) -> str:
-    """worker:3:王芳 -> 王芳; resident:… -> 居民; system… -> 系统."""
-    if actor.startswith("worker:"):
-        parts = actor.split(":", 2)
-        return parts[2] if len(parts) == 3 and parts[2] else f"工作人员{parts[1]}"
-    if actor.startswith("resident"):
-        return "居民"
-    if actor == "system:escalation":
-        return "系统（超时升级）"
-    if actor.startswith("system"):
-        return "系统"
-    if actor.startswith("open311"):
-        return "外部系统"
-    return actor
 
 
 def is_web_link(value: str) -> bool:
@@ -243,12 +176,12 @@ def inbox(
     rows = [
         InboxRow(
             number=t.number,
-            category=category_label(t.category_code),
+            category=display.category_label(t.category_code),
             description=t.description,
-            address=format_address(t),
+            address=display.address_of(t),
             status=t.status,
-            status_label=STATUS_LABELS[Status(t.status)],
-            level_label=LEVEL_LABELS.get(t.level, t.level),
+            status_label=display.status_label(t.status),
+            level_label=display.level_label(t.level),
             grid=t.grid.code if t.grid else None,
             due_at=t.due_at,
             sla=sla_state(t.status, t.due_at, category_sla_hours(t.category_code), now),
@@ -286,14 +219,14 @@ class TicketPage:
     description: str
     original_text: str | None
     address: str
-    resident_address: str | None  # as the resident wrote it, when it differs
+    resident_address: str | None  # as the resident wrote it, when the address does not say it
     community: str | None
     grid: str | None
     grid_name: str | None
     level_label: str
     status: str
     status_label: str
-    assignee: str | None
+    handler: str  # the member of staff who has it, else the office
     routing_reason: str | None
     created_at: datetime
     due_at: datetime | None
@@ -329,25 +262,24 @@ def load_ticket_page(
     categories = _category_choices(ticket)
     if categories:
         actions.add("recategorise")
-    address = format_address(ticket)
+    place = display.place_of(ticket)
+    address = display.address_label(place) or display.NO_ADDRESS
     return TicketPage(
         id=ticket.id,
         number=ticket.number,
-        category=category_label(ticket.category_code),
+        category=display.category_label(ticket.category_code),
         kind=ticket.kind,
         description=ticket.description,
         original_text=ticket.original_text,
         address=address,
-        resident_address=(
-            ticket.address_text if ticket.address_text and ticket.address_text != address else None
-        ),
+        resident_address=display.words_beside(address, place),
         community=ticket.community.name if ticket.community else None,
         grid=ticket.grid.code if ticket.grid else None,
         grid_name=ticket.grid.name if ticket.grid else None,
-        level_label=LEVEL_LABELS.get(ticket.level, ticket.level),
+        level_label=display.level_label(ticket.level),
         status=ticket.status,
-        status_label=STATUS_LABELS[Status(ticket.status)],
-        assignee=ticket.assignee.name if ticket.assignee else None,
+        status_label=display.status_label(ticket.status),
+        handler=display.handler_of(ticket),
         routing_reason=ticket.routing_reason,
         created_at=ticket.created_at,
         due_at=ticket.due_at,
@@ -357,8 +289,8 @@ def load_ticket_page(
         channel=ticket.channel,
         events=[
             EventRow(
-                type_label=EVENT_LABELS.get(e.type, e.type),
-                actor=actor_label(e.actor),
+                type_label=display.event_label(e.type),
+                actor=display.actor_label(e.actor),
                 actor_raw=e.actor,
                 at=e.at,
                 note=e.note,
@@ -366,7 +298,7 @@ def load_ticket_page(
             for e in ticket.events
         ],
         actions=actions,
-        escalate_to=LEVEL_LABELS.get(up) if up else None,
+        escalate_to=display.level_label(up) if up else None,
         grid_choices=_grid_choices(session, exclude=ticket.grid_id)
         if "transfer" in actions
         else [],
@@ -460,7 +392,7 @@ def perform_action(
     elif action == "escalate":
         up = next_level(ticket.level)
         # Without a reason the service would write its overdue wording.
-        reason = note or f"{worker.name}提请升级至{LEVEL_LABELS.get(up or '', '上一级')}"
+        reason = note or f"{worker.name}提请升级至{display.level_label(up) or '上一级'}"
         service.escalate(session, ticket, actor, reason=reason, now=now)
     elif action == "recategorise":
         # the assistant chose the wrong category (the review inbox learns from this)
@@ -588,7 +520,7 @@ def setup(app: web.Application) -> None:
     tz = ZoneInfo(app[SETTINGS].timezone)
 
     def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return value.astimezone(tz).strftime(fmt) if value is not None else ""
+        return display.local_time(value, tz).strftime(fmt) if value is not None else ""
 
     env = aiohttp_jinja2.get_env(app)
     env.filters["localtime"] = localtime
