@@ -94,7 +94,7 @@ def prepare_database(url: str, tickets: int) -> dict[str, Any]:
 
 def set_worker_password(url: str) -> None:
     """The demo directory's workers have no password; give 王芳 one."""
-    from bot.web.auth import set_password
+    from bot.accounts import set_password
 
     engine = make_engine(url)
     try:

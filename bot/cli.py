@@ -21,6 +21,7 @@ import sys
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -405,7 +406,8 @@ def _workers(p: argparse.ArgumentParser) -> None:
 def _new_password(given: str | None) -> tuple[str, bool]:
     """(password, generated): --password, else asked on a terminal, else generated."""
     import getpass
-    import secrets
+
+    from bot.accounts import generate_password
 
     if given:
         return given, False
@@ -414,12 +416,13 @@ def _new_password(given: str | None) -> tuple[str, bool]:
         if first != getpass.getpass("再输入一次 / again: "):
             raise ValueError("两次输入的密码不一致 / the passwords differ")
         return first, False
-    return secrets.token_urlsafe(12), True
+    return generate_password(), True
 
 
-def _workers_set_password(args: argparse.Namespace) -> int:
+def _with_new_password(args: argparse.Namespace, work: Callable[[Any, str], str]) -> int:
+    """Run `work(session, password)` with the password of --password (or asked for, or
+    generated); print what it returns, and the password when it was generated."""
     from bot.store.db import session_scope
-    from bot.web.auth import set_password
 
     try:
         password, generated = _new_password(args.password)
@@ -429,44 +432,40 @@ def _workers_set_password(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
         with session_scope(engine) as session:
-            worker = set_password(session, args.phone, password)
-            name = worker.name
+            done = work(session, password)
     except (LookupError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     finally:
         engine.dispose()
-    print(f"已为{name}（{args.phone}）设置密码" + (f"：{password}" if generated else ""))
+    print(done + (f" 密码 {password}" if generated else ""))
     return 0
+
+
+def _workers_set_password(args: argparse.Namespace) -> int:
+    from bot.accounts import set_password
+
+    def work(session: Any, password: str) -> str:
+        worker = set_password(session, args.phone, password)
+        return f"已为{worker.name}（{args.phone}）设置密码"
+
+    return _with_new_password(args, work)
 
 
 def _workers_add_admin(args: argparse.Namespace) -> int:
-    from bot.store.db import session_scope
-    from bot.web.auth import add_admin
+    from bot.accounts import add_person
 
-    try:
-        password, generated = _new_password(args.password)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    engine = _engine(args)
-    try:
-        with session_scope(engine) as session:
-            add_admin(session, args.name, args.phone, password)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(
-        f"已添加管理员{args.name}，账号 {args.phone}" + (f" 密码 {password}" if generated else "")
-    )
-    return 0
+    def work(session: Any, password: str) -> str:
+        add_person(session, args.name, args.phone, "admin", password=password)
+        return f"已添加管理员{args.name}，账号 {args.phone}"
+
+    return _with_new_password(args, work)
 
 
 def _workers_list(args: argparse.Namespace) -> int:
+    from bot.accounts import list_workers
     from bot.store.db import session_scope
-    from bot.web.auth import ROLE_LABELS, list_workers
+    from bot.tickets.display import role_label
 
     engine = _engine(args)
     try:
@@ -489,7 +488,7 @@ def _workers_list(args: argparse.Namespace) -> int:
                     str(w.id),
                     w.name,
                     w.phone or "-",
-                    ROLE_LABELS.get(w.role, w.role),
+                    role_label(w.role),
                     w.community or "-",
                     ",".join(w.grids) or "-",
                     " ".join(flags),

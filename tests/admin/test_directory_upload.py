@@ -251,7 +251,7 @@ async def test_apply_is_refused_when_the_directory_changed_after_the_preview(
 async def test_an_upload_belongs_to_the_admin_who_previewed_it(
     admin_client: WebClient, client_factory, web_engine: Engine
 ) -> None:
-    from bot.web.views.admin_people import add_person
+    from bot.accounts import add_person
 
     with session_scope(web_engine) as s:
         add_person(s, "第二管理员", "admin2", "admin", password=ADMIN_PASSWORD)

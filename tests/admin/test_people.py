@@ -9,12 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot import accounts
+from bot.accounts import CurrentWorker, PeopleError, authenticate
 from bot.apikeys import verify_key
 from bot.store.db import session_scope
 from bot.store.models import ApiKey, Community, Worker
-from bot.web.auth import CurrentWorker, authenticate
-from bot.web.views import admin_people
-from bot.web.views.admin_people import PeopleError
 from tests.web.conftest import ACCOUNTS, PASSWORD, WebClient
 
 SECRET_RE = re.compile(r'<p class="secret-value"><code>([^<]+)</code></p>')
@@ -166,17 +165,17 @@ async def test_an_admin_cannot_demote_or_deactivate_themselves(
 def test_the_last_active_admin_stays(web_engine: Engine) -> None:
     admin = admin_viewer(web_engine)
     with session_scope(web_engine) as s:
-        other = admin_people.add_person(s, "副管理员", "admin-2", "admin", password=PASSWORD)
+        other = accounts.add_person(s, "副管理员", "admin-2", "admin", password=PASSWORD)
     acting = CurrentWorker(id=other.id, name="副管理员", phone="admin-2", role="admin")
     with session_scope(web_engine) as s:
-        admin_people.set_active(s, acting, admin.id, False)  # one admin remains: fine
+        accounts.set_active(s, acting, admin.id, False)  # one admin remains: fine
     with session_scope(web_engine) as s, pytest.raises(PeopleError, match="最后一位"):
-        admin_people.change_role(s, admin, other.id, "grid_worker", None)
+        accounts.change_role(s, admin, other.id, "grid_worker", None)
     with session_scope(web_engine) as s, pytest.raises(PeopleError, match="最后一位"):
-        admin_people.set_active(s, admin, other.id, False)
+        accounts.set_active(s, admin, other.id, False)
     with session_scope(web_engine) as s:
-        admin_people.set_active(s, acting, admin.id, True)
-        admin_people.set_active(s, admin, other.id, False)  # two admins again: fine
+        accounts.set_active(s, acting, admin.id, True)
+        accounts.set_active(s, admin, other.id, False)  # two admins again: fine
 
 
 async def test_reset_password_ends_sessions(

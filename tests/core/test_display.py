@@ -45,7 +45,7 @@ def test_the_resident_and_the_worker_read_the_same_status(demo_engine, monkeypat
 
 
 def worker_views_admin():
-    from bot.web.auth import CurrentWorker
+    from bot.accounts import CurrentWorker
 
     return CurrentWorker(id=0, name="管理员", phone="admin", role="admin")
 

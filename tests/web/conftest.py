@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot.accounts import ensure_first_admin, set_password
 from bot.routing.directory import apply_directory, load_directory_file
 from bot.routing.locator import get_locator
 from bot.settings import PROJECT_ROOT, Settings, load_settings
@@ -35,7 +36,6 @@ from bot.store.migrate import upgrade_to_head
 from bot.store.models import Community, Worker, utcnow
 from bot.tickets.service import open_ticket
 from bot.web.app import create_app
-from bot.web.auth import ensure_first_admin, set_password
 
 DEMO_FILE = PROJECT_ROOT / "data" / "grids" / "jinan-demo.yml"
 PASSWORD = "grid-worker-pass"

@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from bot import accounts
 from bot.cli import main as cli_main
 from bot.store.db import make_engine, session_scope
 from bot.store.migrate import upgrade_to_head
@@ -59,13 +60,13 @@ def page_text(html: str) -> str:
 
 
 def test_password_hash_is_salted_scrypt_and_verifies() -> None:
-    first, second = auth.hash_password("s3cret-pass"), auth.hash_password("s3cret-pass")
+    first, second = accounts.hash_password("s3cret-pass"), accounts.hash_password("s3cret-pass")
     assert first.startswith("scrypt$n=16384,r=8,p=1$") and first != second  # random salt
-    assert auth.verify_password("s3cret-pass", first)
-    assert not auth.verify_password("s3cret-pasS", first)
-    assert not auth.verify_password("s3cret-pass", None)
-    assert not auth.verify_password("s3cret-pass", "md5$abc")
-    assert not auth.verify_password("s3cret-pass", "scrypt$garbage")
+    assert accounts.verify_password("s3cret-pass", first)
+    assert not accounts.verify_password("s3cret-pasS", first)
+    assert not accounts.verify_password("s3cret-pass", None)
+    assert not accounts.verify_password("s3cret-pass", "md5$abc")
+    assert not accounts.verify_password("s3cret-pass", "scrypt$garbage")
 
 
 # -- login, sessions -------------------------------------------------------------
@@ -176,7 +177,7 @@ async def test_login_is_throttled_per_address(anon_client: WebClient) -> None:
 
 def test_throttle_counts_simultaneous_attempts() -> None:
     now = [1000.0]
-    throttle = auth.LoginThrottle(per_phone=2, per_address=10, clock=lambda: now[0])
+    throttle = accounts.LoginThrottle(per_phone=2, per_address=10, clock=lambda: now[0])
     stamps = [throttle.attempt("p", "a") for _ in range(2)]  # both in flight at once
     assert throttle.retry_after("p", "a") > 0
     throttle.succeeded("p", "a", stamps[0])
@@ -201,7 +202,7 @@ async def test_forged_session_cookie_counts_as_logged_out(
         chen = session.execute(
             select(Worker).where(Worker.phone == ACCOUNTS["other_worker"].phone)
         ).scalar_one()
-        valid = auth.make_session_cookie(
+        valid = accounts.session_token(
             SECRET, chen.id, chen.password_hash, utcnow() + timedelta(hours=1)
         )
     tampered = f"{wang}." + valid.split(".", 1)[1]
@@ -218,7 +219,7 @@ async def test_expired_session_cookie_counts_as_logged_out(
         wang = session.execute(
             select(Worker).where(Worker.phone == ACCOUNTS["worker"].phone)
         ).scalar_one()
-        expired = auth.make_session_cookie(
+        expired = accounts.session_token(
             SECRET, wang.id, wang.password_hash, utcnow() - timedelta(seconds=1)
         )
     anon_client.session.cookie_jar.update_cookies({auth.SESSION_COOKIE: expired})
@@ -232,7 +233,7 @@ async def test_password_change_and_deactivation_end_sessions(
 ) -> None:
     assert (await worker_client.get("/", allow_redirects=False)).status == 200
     with session_scope(web_engine) as session:
-        auth.set_password(session, ACCOUNTS["worker"].phone, "a-new-password")
+        accounts.set_password(session, ACCOUNTS["worker"].phone, "a-new-password")
         staff = session.execute(
             select(Worker).where(Worker.phone == ACCOUNTS["staff"].phone)
         ).scalar_one()
@@ -360,7 +361,7 @@ def test_list_rule_and_ticket_rule_agree(web_engine) -> None:
     moved = add_ticket(web_engine, HPXC)
     with session_scope(web_engine) as session:
         service.transfer(session, moved, "YY-02", actor="test")
-        workers = [auth.CurrentWorker.of(w) for w in session.execute(select(Worker)).scalars()]
+        workers = [accounts.CurrentWorker.of(w) for w in session.execute(select(Worker)).scalars()]
         tickets = session.execute(select(Ticket)).scalars().all()
         assert len(workers) >= 10 and len(tickets) == 7
         for worker, ticket in product(workers, tickets):
@@ -674,7 +675,7 @@ def test_workers_command(web_db_url: str, web_engine, capsys) -> None:
     capsys.readouterr()
 
     with session_scope(web_engine, readonly=True) as session:
-        assert auth.authenticate(session, "13800000004", "liuyang-pass").name == "刘洋"
-        boss = auth.authenticate(session, "13700000000", "boss-pass-1")
+        assert accounts.authenticate(session, "13800000004", "liuyang-pass").name == "刘洋"
+        boss = accounts.authenticate(session, "13700000000", "boss-pass-1")
         assert boss is not None and boss.role == "admin"
-        assert auth.authenticate(session, "13800000004", PASSWORD) is None
+        assert accounts.authenticate(session, "13800000004", PASSWORD) is None
