@@ -395,7 +395,7 @@ def render(results: dict[str, Any]) -> str:
         "for a 1,000-request answer on the same, equally loaded machine).",
         "- POST opens real tickets (routing, number, events, contact note, WeCom outbox row) "
         "in the same file: the write path's figure, not part of the target.",
-        "- The inbox shows at most 200 tickets (bot/web/views/worker.py), so the worker's "
+        "- The inbox shows at most 200 tickets (bot/tickets/queries.py), so the worker's "
         "and the admin's pages are about the same size.",
     ]
     if results.get("inbox_note"):

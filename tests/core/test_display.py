@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from bot import frontdesk, open311, simulator
+from bot.accounts import CurrentWorker
 from bot.routing.locator import Located
 from bot.store.db import session_scope
-from bot.tickets import display, service
+from bot.tickets import display, queries, service
 from bot.tickets.state import IllegalTransition, Status
-from bot.web.views import worker as worker_views
 from tests.core.helpers import NOW, located, new_ticket
 
 
@@ -33,8 +33,8 @@ def test_the_resident_and_the_worker_read_the_same_status(demo_engine, monkeypat
     [told] = frontdesk.open_tickets("wx-user-1")
     with session_scope(demo_engine, readonly=True) as s:
         [shown] = simulator.resident_tickets(s, "wx-user-1")
-        admin = worker_views_admin()
-        [row] = worker_views.inbox(s, admin, "all").rows
+        admin = CurrentWorker(id=0, name="管理员", phone="admin", role="admin")
+        [row] = queries.inbox(s, admin, "all").rows
         [request] = open311.get_request(s, number)
     assert told.status_label == shown["status_label"] == row.status_label == "处理中"
     assert request["status"] == "open"
@@ -42,12 +42,6 @@ def test_the_resident_and_the_worker_read_the_same_status(demo_engine, monkeypat
     assert shown["handler"] == request["agency_responsible"] == "网格员王芳"
     assert row.address == "和平新村社区3号楼2单元501室"
     assert request["address"] == "和平新村社区3号楼2单元"  # public: no room
-
-
-def worker_views_admin():
-    from bot.accounts import CurrentWorker
-
-    return CurrentWorker(id=0, name="管理员", phone="admin", role="admin")
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,11 @@ from bot.store.db import make_engine, session_scope
 from bot.store.migrate import upgrade_to_head
 from bot.store.models import Ticket, Worker, utcnow
 from bot.tickets import service
+from bot.tickets.access import can_see, visible_clause
 from bot.tickets.display import duration_text
+from bot.tickets.queries import sla_state
 from bot.web import auth
-from bot.web.access import can_see, visible_clause
 from bot.web.app import create_app
-from bot.web.views.worker import sla_state
 from tests.web.conftest import (
     ACCOUNTS,
     ADMIN_PASSWORD,

@@ -24,7 +24,7 @@ from bot.store.models import Grid, Ticket
 
 
 class Viewer(Protocol):
-    """What the rule needs of a worker (bot.web.auth.CurrentWorker has it)."""
+    """What the rule needs of a worker (bot.accounts.CurrentWorker has it)."""
 
     id: int
     role: str
