@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.accounts import CurrentWorker
+from bot.conversation_log import ConversationLog, LoggedMessage
 from bot.store.models import Community, Grid, Ticket, utcnow
 from bot.taxonomy import get_taxonomy
 from bot.tickets import display, service
@@ -29,6 +30,10 @@ from bot.tickets.state import (
 
 INBOX_LIMIT = 200
 MAX_NOTE = 2000
+CONVERSATION_MESSAGES = 10
+# Messages up to this long after the ticket was opened still count as its own
+# (the action that opens it runs after the message is logged, clocks differ).
+CONVERSATION_SLACK = timedelta(seconds=5)
 
 # Inbox tabs: name -> (label, statuses; None = all).
 STATUS_FILTERS: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -201,13 +206,20 @@ class TicketPage:
     # "change category": (code, label) of the other categories, when allowed
     category_code: str = ""
     category_choices: list[tuple[str, str]] = field(default_factory=list)
+    # the resident's messages before the ticket opened (Rasa's conversation log)
+    conversation: list[LoggedMessage] = field(default_factory=list)
 
 
 def load_ticket_page(
-    session: Session, worker: CurrentWorker, number: str, now: datetime | None = None
+    session: Session,
+    worker: CurrentWorker,
+    number: str,
+    log: ConversationLog | None = None,
+    now: datetime | None = None,
 ) -> TicketPage | None:
     """What the ticket page shows, or None when there is no such ticket for
-    this worker (unknown and not visible look the same)."""
+    this worker (unknown and not visible look the same). With `log`, the
+    resident's last messages before the ticket opened come with it."""
     ticket = service.get_ticket(session, number)
     if ticket is None or not can_see(worker, ticket):
         return None
@@ -264,6 +276,11 @@ def load_ticket_page(
         else [],
         category_code=ticket.category_code,
         category_choices=categories,
+        conversation=log.recent_messages(
+            ticket.sender_id, ticket.created_at + CONVERSATION_SLACK, CONVERSATION_MESSAGES
+        )
+        if log is not None
+        else [],
     )
 
 

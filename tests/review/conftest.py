@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from bot.conversation_log import ConversationLog
 from bot.review.ingest import IngestResult, ingest
-from bot.review.log import open_log
 from bot.settings import PROJECT_ROOT, Settings, load_settings
 from tests.browser.conftest import browser, loop_thread, screenshots  # noqa: F401  (fixtures)
 from tests.web.conftest import (  # noqa: F401  (fixtures)
@@ -176,11 +176,10 @@ def web_settings(web_db_url: str, tracker_path: Path, nlu_dir: Path) -> Settings
 @pytest.fixture
 def copy_log(web_engine: Engine, tracker: TrackerLog) -> Iterator:  # noqa: F811
     """`copy_log()`: ingest everything new of the test's log into the test database."""
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
 
     def run() -> IngestResult:
         return ingest(web_engine, log)
 
     yield run
-    if log is not None:
-        log.dispose()
+    log.dispose()

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.conversation_log import ConversationLog, parse_user_event
 from bot.review.ingest import ingest, watermark
-from bot.review.log import open_log, parse_user_event
 from bot.review.text import group_key, text_hash
 from bot.store.db import session_scope
 from bot.store.models import Grid, ReviewMessage, Ticket, utcnow
@@ -76,7 +76,7 @@ def test_ingest_copies_each_resident_message_once(web_engine, tracker: TrackerLo
     tracker.user("你好", "greet", 0.95)
     tracker.user("/share_photo", "share_photo", 1.0)
     tracker.user("暖气不热", "report_heating", 0.7, "report_noise", 0.2)
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     first = ingest(web_engine, log)
     assert (first.added, first.skipped, first.caught_up) == (2, 1, True)
     again = ingest(web_engine, log)
@@ -96,7 +96,7 @@ def test_ingest_copies_each_resident_message_once(web_engine, tracker: TrackerLo
 def test_ingest_in_small_batches_and_budget(web_engine, tracker: TrackerLog) -> None:
     for i in range(7):
         tracker.user(f"消息{i}", "greet", 0.9)
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     partial = ingest(web_engine, log, batch_size=2, max_batches=2)
     assert partial.added == 4 and not partial.caught_up
     rest = ingest(web_engine, log, batch_size=2)
@@ -106,11 +106,11 @@ def test_ingest_in_small_batches_and_budget(web_engine, tracker: TrackerLog) -> 
 
 
 def test_no_log_yet_is_not_an_error(web_engine, tmp_path) -> None:
-    assert open_log(f"sqlite:///{tmp_path / 'missing.db'}") is None
+    assert ConversationLog(f"sqlite:///{tmp_path / 'missing.db'}").engine() is None
     assert not (tmp_path / "missing.db").exists()  # never created from here
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
-    log = open_log(f"sqlite:///{empty}")
+    log = ConversationLog(f"sqlite:///{empty}")
     assert ingest(web_engine, log).added == 0  # no events table yet
     log.dispose()
 
@@ -135,7 +135,7 @@ def test_messages_lead_to_their_tickets_and_workers_changes(
         sender_id="oB",
         now=now - timedelta(seconds=480),
     )
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     result = ingest(web_engine, log)
     assert result.linked == 2
     rows = {r.text: r for r in messages(web_engine)}
@@ -164,7 +164,7 @@ def test_messages_lead_to_their_tickets_and_workers_changes(
 def test_a_ticket_opened_after_the_copy_is_linked_later(web_engine, tracker: TrackerLog) -> None:
     now = utcnow()
     tracker.user("小区垃圾没人收", "report_sanitation", 0.8, at=now.timestamp() - 120)
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     ingest(web_engine, log)
     assert messages(web_engine)[0].ticket_id is None
     # the resident still had to give an address: the ticket comes a minute later
@@ -203,7 +203,7 @@ def test_real_rasa_tracker_store_events_are_read(web_engine, tmp_path) -> None:
     asyncio.run(store.save(tracker))
     store.engine.dispose()
 
-    log = open_log(f"sqlite:///{path}")
+    log = ConversationLog(f"sqlite:///{path}")
     result = ingest(web_engine, log)
     assert (result.added, result.skipped) == (1, 1)
     (row,) = messages(web_engine)

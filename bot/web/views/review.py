@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -23,7 +22,6 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.review.export import SKIP_REASONS, ExportResult, export_reviewed
@@ -38,14 +36,13 @@ from bot.review.inbox import (
     load_inbox,
     undo,
 )
-from bot.review.ingest import IngestResult, ingest
+from bot.review.ingest import LogCopier
 from bot.review.insights import load_insights
-from bot.review.log import open_log
 from bot.store.models import Grid, ReviewDecision
 from bot.taxonomy import Taxonomy, get_taxonomy
 from bot.web import auth
 from bot.web.db import run_db
-from bot.web.keys import ENGINE, SETTINGS
+from bot.web.keys import CONVERSATION_LOG, ENGINE, SETTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -88,57 +85,17 @@ def intent_labels(taxonomy: Taxonomy) -> dict[str, str]:
     return labels
 
 
-# -- the log and the background copy -------------------------------------------------
+# -- the background copy -------------------------------------------------------------
 
-
-class ReviewLog:
-    """The conversation log of this web app (opened once it exists) and one
-    copy at a time from it (pages skip their copy while another runs)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: Engine | None = None
-        self._open_lock = threading.Lock()
-        self._ingest_lock = threading.Lock()
-        self.last: IngestResult | None = None
-
-    def engine(self) -> Engine | None:
-        with self._open_lock:
-            if self._engine is None:
-                self._engine = open_log(self.url)
-            return self._engine
-
-    def ingest(
-        self, engine: Engine, time_budget: float | None = None, max_batches: int | None = None
-    ) -> IngestResult | None:
-        """Copy what is new; None when there is no log yet or a copy is running."""
-        log = self.engine()
-        if log is None:
-            return None
-        if not self._ingest_lock.acquire(blocking=False):
-            return None
-        try:
-            self.last = ingest(engine, log, time_budget=time_budget, max_batches=max_batches)
-            return self.last
-        finally:
-            self._ingest_lock.release()
-
-    def dispose(self) -> None:
-        with self._open_lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-
-REVIEW_LOG = web.AppKey("review.log", ReviewLog)
+COPIER = web.AppKey("review.copier", LogCopier)
 
 
 async def _copy_in_background(app: web.Application, interval: float) -> None:
-    log = app[REVIEW_LOG]
+    copier = app[COPIER]
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(log.ingest, app[ENGINE], None, BACKGROUND_BATCHES)
+            await asyncio.to_thread(copier.copy, app[ENGINE], None, BACKGROUND_BATCHES)
         except asyncio.CancelledError:
             raise
         except Exception:  # a locked or unreachable database: try again next round
@@ -146,7 +103,7 @@ async def _copy_in_background(app: web.Application, interval: float) -> None:
 
 
 async def review_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[REVIEW_LOG] = ReviewLog(app[SETTINGS].tracker_database_url)
+    app[COPIER] = LogCopier(app[CONVERSATION_LOG])
     interval = app[SETTINGS].review_ingest_interval_seconds
     task = asyncio.create_task(_copy_in_background(app, interval)) if interval > 0 else None
     yield
@@ -154,7 +111,6 @@ async def review_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    app[REVIEW_LOG].dispose()
 
 
 def setup(app: web.Application) -> None:
@@ -236,7 +192,7 @@ async def review_page(request: web.Request) -> web.StreamResponse:
     error = ""
     copied = None
     try:
-        copied = await asyncio.to_thread(request.app[REVIEW_LOG].ingest, engine, INGEST_BUDGET)
+        copied = await asyncio.to_thread(request.app[COPIER].copy, engine, INGEST_BUDGET)
     except SQLAlchemyError as exc:  # the inbox still shows what it has
         logger.warning("review inbox: copying the conversation log failed: %s", exc)
         error = "读取对话记录失败，下面显示的是已导入的消息。"
@@ -359,7 +315,7 @@ async def insights_page(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     taxonomy = get_taxonomy()
     with contextlib.suppress(SQLAlchemyError):
-        await asyncio.to_thread(request.app[REVIEW_LOG].ingest, request.app[ENGINE], INGEST_BUDGET)
+        await asyncio.to_thread(request.app[COPIER].copy, request.app[ENGINE], INGEST_BUDGET)
 
     def work(session: Any) -> tuple[Any, int]:
         return load_insights(session, settings.nlu_data_dir, taxonomy), _ready_to_export(session)

@@ -6,25 +6,14 @@ handlers parse the request, run one of its functions in a thread and render.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import re
-import threading
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.future import create_engine
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.accounts import CurrentWorker
@@ -32,11 +21,9 @@ from bot.tickets import display, queries, service
 from bot.tickets.state import IllegalTransition
 from bot.web import auth
 from bot.web.db import run_db
-from bot.web.keys import SETTINGS
+from bot.web.keys import CONVERSATION_LOG, SETTINGS
 
 logger = logging.getLogger(__name__)
-
-CONVERSATION_MESSAGES = 10
 
 DONE_MESSAGES = {
     "accept": "已受理该工单。",
@@ -55,108 +42,11 @@ def is_web_link(value: str) -> bool:
     return bool(re.match(r"^https?://[^\s\"'<>]+$", value, re.IGNORECASE))
 
 
-# -- the residents' conversation log (Rasa's tracker store) --------------------
-
-
-@dataclass(frozen=True)
-class ResidentMessage:
-    text: str
-    at: datetime
-
-
-class ConversationLog:
-    """Reads residents' messages from Rasa's `events` table, read-only.
-
-    The tracker database may be missing (no Rasa yet, another server): then
-    the ticket page simply goes without the conversation.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
-
-    def _sqlite_path(self) -> Path | None:
-        url = make_url(self.url)
-        if url.get_backend_name() != "sqlite":
-            return None
-        return Path(url.database) if url.database and url.database != ":memory:" else Path()
-
-    def _get_engine(self) -> Engine | None:
-        with self._lock:
-            if self._engine is not None:
-                return self._engine
-            path = self._sqlite_path()
-            if path is not None:
-                if not path.name or not path.is_file():
-                    return None  # never create an empty conversation log
-                # Read-only: this process must never write Rasa's log.
-                self._engine = create_engine(
-                    f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true",
-                    connect_args={"check_same_thread": False, "timeout": 5},
-                )
-            else:
-                self._engine = create_engine(self.url, pool_pre_ping=True, pool_size=2)
-            return self._engine
-
-    def recent_user_messages(
-        self, sender_id: str, before: datetime, limit: int = CONVERSATION_MESSAGES
-    ) -> list[ResidentMessage]:
-        """The resident's last `limit` messages up to `before`, oldest first."""
-        try:
-            engine = self._get_engine()
-            if engine is None:
-                return []
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    text(
-                        "SELECT data, timestamp FROM events "
-                        "WHERE sender_id = :sender AND type_name = 'user' AND timestamp <= :before "
-                        "ORDER BY timestamp DESC, id DESC LIMIT :limit"
-                    ),
-                    # some rows may be button payloads, skipped below
-                    {"sender": sender_id, "before": before.timestamp(), "limit": limit + 20},
-                ).all()
-        except SQLAlchemyError as error:
-            logger.warning("conversation log not readable: %s", error)
-            return []
-        messages = []
-        for data, timestamp in reversed(rows):
-            try:
-                message = json.loads(data or "{}").get("text")
-            except (ValueError, AttributeError):
-                continue
-            # "/intent" texts are button payloads, not the resident's words.
-            if isinstance(message, str) and message.strip() and not message.startswith("/"):
-                at = datetime.fromtimestamp(float(timestamp or 0), tz=before.tzinfo)
-                messages.append(ResidentMessage(message, at))
-        return messages[-limit:]
-
-    def dispose(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-
-CONVERSATIONS = web.AppKey("worker_pages.conversations", ConversationLog)
-# Messages up to this long after the ticket was opened still count as its own
-# (the action that opens it runs after the message is logged, clocks differ).
-CONVERSATION_SLACK = timedelta(seconds=5)
-
-
-async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
-    log = ConversationLog(app[SETTINGS].tracker_database_url)
-    app[CONVERSATIONS] = log
-    yield
-    log.dispose()
-
-
 # -- templates -------------------------------------------------------------------
 
 
 def setup(app: web.Application) -> None:
-    """Template filters of the worker pages; the conversation log resource."""
+    """Template filters of the worker pages."""
     tz = ZoneInfo(app[SETTINGS].timezone)
 
     def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -166,7 +56,6 @@ def setup(app: web.Application) -> None:
     env.filters["localtime"] = localtime
     env.filters["web_link"] = is_web_link
     env.globals["status_filters"] = queries.STATUS_FILTERS
-    app.cleanup_ctx.append(conversation_ctx)
 
 
 # -- handlers --------------------------------------------------------------------
@@ -213,23 +102,19 @@ async def _render_ticket(
     status: int = 200,
     form: dict[str, str] | None = None,
 ) -> web.Response:
+    log = request.app[CONVERSATION_LOG]
     page = await run_db(
-        request.app, lambda s: queries.load_ticket_page(s, worker, number), readonly=True
+        request.app, lambda s: queries.load_ticket_page(s, worker, number, log), readonly=True
     )
     if page is None:
         return _not_found(request)
-    conversation = await asyncio.to_thread(
-        request.app[CONVERSATIONS].recent_user_messages,
-        page.sender_id,
-        page.created_at + CONVERSATION_SLACK,
-    )
     message = "" if error else DONE_MESSAGES.get(request.query.get("done", ""), "")
     response = aiohttp_jinja2.render_template(
         "ticket.html",
         request,
         {
             "t": page,
-            "conversation": conversation,
+            "conversation": page.conversation,
             "error": error,
             "message": message,
             "form": form or {},

@@ -1,20 +1,26 @@
-"""Reading resident messages from Rasa's conversation log (its SQL tracker store).
+"""The one reader of Rasa's conversation log (its SQL tracker store), read-only.
 
 Rasa writes one row per event into its `events` table (id, sender_id,
 type_name, timestamp, intent_name, action_name, data JSON); a resident message
 is a row with type_name 'user' whose `data` holds the text and Rasa's
 `parse_data` (intent, intent_ranking, our normaliser's original_text ...).
-This module only ever reads that table.
+This module only ever reads that table; SQLite files are opened read-only.
 
-Reading in id order from an id on is a range scan of the table's primary key
-(rowid on SQLite), so no index of our own is needed on a table Rasa owns:
-each batch reads the new rows once, whatever the table's size.
+Two readers use it: the review inbox copies new messages in id order
+(`ConversationLog.user_events`: a range scan of the primary key, rowid on
+SQLite, so no index of our own is needed on a table Rasa owns) and the worker's
+ticket page shows a resident's last messages (`recent_messages`: Rasa's own
+sender_id index).
+
+The log may not exist yet (no Rasa has run, another server): then there is
+nothing to read, and nothing is created.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,31 +75,83 @@ def open_log(url: str) -> Engine | None:
     return create_engine(url, pool_pre_ping=True, pool_size=2)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+class ConversationLog:
+    """The log at `url`, opened on first use once it exists (thread-safe)."""
 
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
 
-def read_user_events(
-    engine: Engine, after_id: int, limit: int, up_to_id: int | None = None
-) -> list[tuple[int, str, float | None, str | None]]:
-    """(id, sender_id, timestamp, data) of user events with id > after_id, in id
-    order; [] when the log has no events table (yet)."""
-    sql = (
-        "SELECT id, sender_id, timestamp, data FROM events "
-        "WHERE id > :after AND type_name = 'user'"
-        + (" AND id <= :up_to" if up_to_id is not None else "")
-        + " ORDER BY id LIMIT :limit"
-    )
-    params: dict[str, int] = {"after": after_id, "limit": limit}
-    if up_to_id is not None:
-        params["up_to"] = up_to_id
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql), params)]
-    except SQLAlchemyError as error:
-        if _missing_table(error):
+    def engine(self) -> Engine | None:
+        """The read-only engine, or None while the log does not exist."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = open_log(self.url)
+            return self._engine
+
+    @property
+    def reads_in_commit_order(self) -> bool:
+        """SQLite hands out ids in commit order; a database server does not (a row
+        with a lower id may become visible after one with a higher id)."""
+        engine = self.engine()
+        return engine is not None and engine.dialect.name == "sqlite"
+
+    def user_events(
+        self, after_id: int, limit: int, up_to_id: int | None = None
+    ) -> list[tuple[int, str, float | None, str | None]]:
+        """(id, sender_id, timestamp, data) of user events with id > after_id, in id
+        order; [] while there is no log or no events table (yet)."""
+        engine = self.engine()
+        if engine is None:
             return []
-        raise
+        sql = (
+            "SELECT id, sender_id, timestamp, data FROM events "
+            "WHERE id > :after AND type_name = 'user'"
+            + (" AND id <= :up_to" if up_to_id is not None else "")
+            + " ORDER BY id LIMIT :limit"
+        )
+        params: dict[str, int] = {"after": after_id, "limit": limit}
+        if up_to_id is not None:
+            params["up_to"] = up_to_id
+        try:
+            with engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(text(sql), params)]
+        except SQLAlchemyError as error:
+            if _missing_table(error):
+                return []
+            raise
+
+    def recent_messages(
+        self, sender_id: str, before: datetime, limit: int = 10
+    ) -> list[LoggedMessage]:
+        """The resident's last `limit` messages up to `before`, oldest first; [] when
+        the log cannot be read (a page then goes without them)."""
+        engine = self.engine()
+        if engine is None:
+            return []
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    text(
+                        "SELECT id, sender_id, timestamp, data FROM events "
+                        "WHERE sender_id = :sender AND type_name = 'user' AND timestamp <= :before "
+                        "ORDER BY timestamp DESC, id DESC LIMIT :limit"
+                    ),
+                    # some rows are button payloads, skipped below
+                    {"sender": sender_id, "before": before.timestamp(), "limit": limit + 20},
+                ).all()
+        except SQLAlchemyError as error:
+            logger.warning("conversation log not readable: %s", error)
+            return []
+        messages = [parse_user_event(*row) for row in reversed(rows)]
+        return [m for m in messages if m is not None][-limit:]
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
 
 def _missing_table(error: SQLAlchemyError) -> bool:
