@@ -1,4 +1,4 @@
-"""The dashboard's figures (bot.dashboard), its page, the CSV export, the charts."""
+"""The dashboard's figures (bot.tickets.stats), its page, the CSV export, the charts."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot import dashboard
 from bot.store.db import session_scope
 from bot.store.models import Community
-from bot.tickets import service
+from bot.tickets import export, service, stats
 from bot.web.charts import Series, bar_chart, line_chart, nice_max
 from tests.web.conftest import WebClient, add_ticket
 
@@ -60,8 +59,8 @@ def scenario(web_engine: Engine) -> Scenario:
     return Scenario(now, a, b, c, d, e, f)
 
 
-def _filter(**values: str) -> dashboard.TicketFilter:
-    f, errors = dashboard.parse_filter(values, datetime.now(TZ).date())
+def _filter(**values: str) -> stats.TicketFilter:
+    f, errors = stats.parse_filter(values, datetime.now(TZ).date())
     assert not errors
     return f
 
@@ -76,7 +75,7 @@ def _community_id(engine: Engine, name: str) -> int:
 
 def test_counts_sla_satisfaction_overdue_and_trend(web_engine: Engine, scenario: Scenario) -> None:
     with session_scope(web_engine, readonly=True) as s:
-        d = dashboard.build_dashboard(s, _filter(), TZ, scenario.now)
+        d = stats.build_dashboard(s, _filter(), TZ, scenario.now)
     assert d.total == 5  # f is older than the default 30 days
     assert [(r.key, r.total, r.running, r.overdue) for r in d.by_category] == [
         ("HEATING", 3, 1, 1),
@@ -88,7 +87,7 @@ def test_counts_sla_satisfaction_overdue_and_trend(web_engine: Engine, scenario:
     assert [(r.key, r.total) for r in d.by_grid] == [("HPXC-01", 3), ("HPXC-02", 1), ("YY-01", 1)]
 
     # finished: a (on time), b (late); open and late: c (escalated), d (overdue)
-    assert d.sla == dashboard.SlaSummary(finished=2, on_time=1, open_late=2)
+    assert d.sla == stats.SlaSummary(finished=2, on_time=1, open_late=2)
     assert d.sla.rate == 0.25 and d.sla.late == 3
 
     assert (d.satisfaction.satisfied, d.satisfaction.unsatisfied) == (1, 1)
@@ -108,15 +107,15 @@ def test_counts_sla_satisfaction_overdue_and_trend(web_engine: Engine, scenario:
 def test_filters_narrow_every_figure(web_engine: Engine, scenario: Scenario) -> None:
     yy = _community_id(web_engine, "裕园社区")
     with session_scope(web_engine, readonly=True) as s:
-        by_community = dashboard.build_dashboard(s, _filter(community=str(yy)), TZ, scenario.now)
-        by_grid = dashboard.build_dashboard(s, _filter(grid="HPXC-01"), TZ, scenario.now)
-        by_category = dashboard.build_dashboard(s, _filter(category="HEATING"), TZ, scenario.now)
+        by_community = stats.build_dashboard(s, _filter(community=str(yy)), TZ, scenario.now)
+        by_grid = stats.build_dashboard(s, _filter(grid="HPXC-01"), TZ, scenario.now)
+        by_category = stats.build_dashboard(s, _filter(category="HEATING"), TZ, scenario.now)
         first = (scenario.now - timedelta(days=3)).astimezone(TZ).date().isoformat()
-        by_dates = dashboard.build_dashboard(s, _filter(**{"from": first}), TZ, scenario.now)
-        all_time = dashboard.build_dashboard(s, _filter(**{"from": "", "to": ""}), TZ, scenario.now)
+        by_dates = stats.build_dashboard(s, _filter(**{"from": first}), TZ, scenario.now)
+        all_time = stats.build_dashboard(s, _filter(**{"from": "", "to": ""}), TZ, scenario.now)
 
     assert by_community.total == 1
-    assert by_community.sla == dashboard.SlaSummary(0, 0, 1)
+    assert by_community.sla == stats.SlaSummary(0, 0, 1)
     assert (by_community.satisfaction.satisfied, by_community.satisfaction.unsatisfied) == (0, 1)
     assert by_community.overdue == []
     assert sum(by_community.trend.created) == 1
@@ -125,7 +124,7 @@ def test_filters_narrow_every_figure(web_engine: Engine, scenario: Scenario) -> 
     assert [o.number for o in by_grid.overdue] == [scenario.f, scenario.d]
 
     assert by_category.total == 3
-    assert by_category.sla == dashboard.SlaSummary(finished=2, on_time=1, open_late=1)
+    assert by_category.sla == stats.SlaSummary(finished=2, on_time=1, open_late=1)
 
     assert by_dates.total == 3  # a, d, e
     assert all_time.total == 6
@@ -133,19 +132,19 @@ def test_filters_narrow_every_figure(web_engine: Engine, scenario: Scenario) -> 
 
 def test_bad_filter_values_are_dropped_with_a_message() -> None:
     today = datetime.now(TZ).date()
-    f, errors = dashboard.parse_filter(
+    f, errors = stats.parse_filter(
         {"from": "2024-13-45", "to": "2024-01-31", "community": "abc", "category": "NOPE"}, today
     )
     assert f.date_from is None and f.date_to.isoformat() == "2024-01-31"
     assert f.community_id is None and f.category is None
     assert len(errors) == 3
     # swapped range
-    f, errors = dashboard.parse_filter({"from": "2024-02-01", "to": "2024-01-01"}, today)
+    f, errors = stats.parse_filter({"from": "2024-02-01", "to": "2024-01-01"}, today)
     assert (f.date_from.isoformat(), f.date_to.isoformat()) == ("2024-01-01", "2024-02-01")
     # defaults: the last 30 days
-    f, _ = dashboard.parse_filter({}, today)
+    f, _ = stats.parse_filter({}, today)
     assert f.date_to == today and (today - f.date_from).days == 29
-    assert dashboard.parse_filter(f.query(), today)[0] == f
+    assert stats.parse_filter(f.query(), today)[0] == f
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -153,10 +152,10 @@ def test_bad_filter_values_are_dropped_with_a_message() -> None:
 
 def test_safe_cell_defuses_formulas() -> None:
     for text in ("=1+1", "+86 138", "-2", "@SUM(A1)", "\t=x", "\r=x"):
-        assert dashboard.safe_cell(text) == "'" + text
+        assert export.safe_cell(text) == "'" + text
     for text in ("暖气不热", "20260101-0001", "", "a=b", " 1"):
-        assert dashboard.safe_cell(text) == text
-    assert dashboard.safe_cell(None) == ""
+        assert export.safe_cell(text) == text
+    assert export.safe_cell(None) == ""
 
 
 def _read_csv(data: bytes) -> list[list[str]]:
@@ -181,7 +180,7 @@ async def test_csv_export_with_filters_and_formula_injection(
     assert "charset=utf-8" in response.headers["Content-Type"]
     assert response.headers["Content-Disposition"].startswith("attachment;")
     rows = _read_csv(await response.read())
-    assert rows[0] == list(dashboard.CSV_COLUMNS)
+    assert rows[0] == list(export.CSV_COLUMNS)
     by_number = {row[0]: row for row in rows[1:]}
     assert set(by_number) == {scenario.c, hostile}
     row = dict(zip(rows[0], by_number[hostile], strict=True))
@@ -199,7 +198,7 @@ async def test_csv_export_with_filters_and_formula_injection(
 async def test_csv_export_all_pages(
     web_engine: Engine, scenario: Scenario, monkeypatch: pytest.MonkeyPatch, admin_client
 ) -> None:
-    monkeypatch.setattr(dashboard, "EXPORT_PAGE", 2)  # three pages for the six tickets
+    monkeypatch.setattr(export, "EXPORT_PAGE", 2)  # three pages for the six tickets
     response = await admin_client.get("/admin/tickets.csv?from=&to=")
     rows = _read_csv(await response.read())
     numbers = [row[0] for row in rows[1:]]
@@ -212,7 +211,7 @@ async def test_csv_export_all_pages(
     assert closed["办结时间"] == resolved_at.strftime("%Y-%m-%d %H:%M")
 
     with session_scope(web_engine, readonly=True) as s:
-        text = dashboard.tickets_csv(s, _filter(**{"from": "", "to": ""}), TZ)
+        text = export.tickets_csv(s, _filter(**{"from": "", "to": ""}), TZ)
     assert text.startswith("\ufeff工单编号,")
     assert text.count("\r\n") == 7
 

@@ -1,4 +1,4 @@
-"""What the admin dashboard shows, and the ticket CSV export: queries only.
+"""What the admin dashboard shows: figures about tickets, queries only.
 
 Every figure is about the tickets a `TicketFilter` selects: registered within
 a date range (local days, inclusive), optionally of one community, grid and
@@ -18,15 +18,14 @@ Satisfaction: residents answer 满意 (the ticket closes with
 ``{"rating": "unsatisfied"}``); each answer counts once.
 
 No aiohttp here: functions take a Session and plain values, so the web views,
-the CLI and tests share them.
+the CLI and tests share them. The CSV export of the same tickets is
+bot.tickets.export.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
@@ -40,8 +39,6 @@ from bot.tickets import display
 from bot.tickets.state import IN_PROGRESS
 
 __all__ = [
-    "CSV_BOM",
-    "CSV_COLUMNS",
     "CountRow",
     "Dashboard",
     "FilterOptions",
@@ -52,23 +49,18 @@ __all__ = [
     "Trend",
     "build_dashboard",
     "counts_by",
-    "csv_text",
-    "export_page",
     "filter_options",
     "overdue_tickets",
     "parse_filter",
-    "safe_cell",
     "satisfaction",
     "sla_summary",
     "ticket_conditions",
-    "tickets_csv",
     "trend",
 ]
 
 DEFAULT_DAYS = 30
 TREND_DAYS = 30
 OVERDUE_LIMIT = 100
-EXPORT_PAGE = 1000
 ESCALATION_ACTOR = "system:escalation"
 
 FINISHED = ("resolved", "closed")
@@ -292,7 +284,7 @@ def _escalated_for_lateness() -> ColumnElement:
     )
 
 
-def _resolved_at_subquery():
+def resolved_at_subquery():
     return (
         select(TicketEvent.ticket_id, func.max(TicketEvent.at).label("resolved_at"))
         .where(TicketEvent.type == "resolved")
@@ -302,7 +294,7 @@ def _resolved_at_subquery():
 
 
 def sla_summary(session: Session, f: TicketFilter, tz: tzinfo, now: datetime) -> SlaSummary:
-    resolved = _resolved_at_subquery()
+    resolved = resolved_at_subquery()
     late_escalation = _escalated_for_lateness()
     finished = Ticket.status.in_(FINISHED)
     on_time = and_(
@@ -502,99 +494,3 @@ def build_dashboard(session: Session, f: TicketFilter, tz: tzinfo, now: datetime
         trend=trend(session, f, tz, end),
         options=filter_options(session),
     )
-
-
-# -- CSV export ---------------------------------------------------------------------------------
-
-CSV_BOM = "\ufeff"  # Excel reads UTF-8 (Chinese) correctly only with it
-CSV_COLUMNS = (
-    "工单编号",
-    "登记时间",
-    "类别",
-    "状态",
-    "级别",
-    "社区",
-    "网格",
-    "处理人",
-    "办理时限",
-    "办结时间",
-    "地址",
-    "描述",
-)
-# A cell starting with one of these is a formula to Excel and LibreOffice
-# (tab and carriage return as well, per OWASP's CSV injection advice).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> str:
-    """The cell as text, with a leading ' when a spreadsheet would run it."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def export_page(
-    session: Session, f: TicketFilter, tz: tzinfo, after_id: int = 0, limit: int = EXPORT_PAGE
-) -> tuple[list[list[str]], int | None]:
-    """Up to `limit` CSV rows of tickets with id > `after_id`, oldest first, and
-    the id to continue after (None: that was the last page)."""
-    resolved = _resolved_at_subquery()
-
-    def local(value: datetime | None) -> str:
-        return display.staff_time(value, tz)
-
-    result = session.execute(
-        select(Ticket, resolved.c.resolved_at)
-        .outerjoin(resolved, resolved.c.ticket_id == Ticket.id)
-        .where(Ticket.id > after_id, *ticket_conditions(f, tz))
-        .options(
-            selectinload(Ticket.community).selectinload(Community.street),
-            selectinload(Ticket.grid).selectinload(Grid.worker),
-            selectinload(Ticket.assignee),
-        )
-        .order_by(Ticket.id)
-        .limit(limit)
-    ).all()
-    rows = []
-    for ticket, resolved_at in result:
-        finished = ticket.status in FINISHED
-        rows.append(
-            [
-                ticket.number,
-                local(ticket.created_at),
-                display.category_label(ticket.category_code),
-                display.status_label(ticket.status),
-                display.level_label(ticket.level),
-                ticket.community.name if ticket.community else "",
-                ticket.grid.code if ticket.grid else "",
-                display.handler_of(ticket),
-                local(ticket.due_at),
-                local(resolved_at) if finished else "",
-                display.address_of(ticket),
-                ticket.description or "",
-            ]
-        )
-    last = result[-1][0].id if len(result) == limit else None
-    return rows, last
-
-
-def csv_text(rows: Iterable[Sequence[object]], header: bool = False) -> str:
-    """CSV lines (CRLF, every cell made safe); with `header`, BOM and column names first."""
-    buffer = io.StringIO()
-    if header:
-        buffer.write(CSV_BOM)
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    if header:
-        writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([safe_cell(cell) for cell in row])
-    return buffer.getvalue()
-
-
-def tickets_csv(session: Session, f: TicketFilter, tz: tzinfo) -> str:
-    """The whole export as one string (the web view streams it page by page)."""
-    parts = [csv_text([], header=True)]
-    after: int | None = 0
-    while after is not None:
-        rows, after = export_page(session, f, tz, after_id=after, limit=EXPORT_PAGE)
-        parts.append(csv_text(rows))
-    return "".join(parts)
