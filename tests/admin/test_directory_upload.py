@@ -13,12 +13,13 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot.routing import directory_admin
 from bot.routing.directory import apply_directory, directory_revision, parse_directory
+from bot.routing.directory_admin import PendingUploads, read_upload
 from bot.routing.locator import get_locator
 from bot.store.db import session_scope
 from bot.store.models import Community, Grid, GridBuilding, Ticket, Worker
-from bot.web.views import admin_directory
-from bot.web.views.admin_directory import PENDING, PendingUploads, read_upload
+from bot.web.views.admin_directory import PENDING
 from tests.web.conftest import ADMIN_PASSWORD, DEMO_FILE, WebClient, add_ticket
 
 DEMO = DEMO_FILE.read_text(encoding="utf-8")
@@ -295,5 +296,5 @@ def test_pending_uploads_expire_and_are_bounded() -> None:
 
 def test_read_upload() -> None:
     assert read_upload("\ufeffstreet: x".encode()) == "street: x"  # BOM dropped
-    with pytest.raises(admin_directory.DirectoryError):
-        read_upload(b"x" * (admin_directory.MAX_UPLOAD + 1))
+    with pytest.raises(directory_admin.DirectoryError):
+        read_upload(b"x" * (directory_admin.MAX_UPLOAD + 1))
