@@ -35,10 +35,10 @@ from bot.training.jobs import Job, JobError, JobOptions
 from bot.training.registry import NAME_RE, Registry, RegistryError
 from bot.web import auth
 from bot.web.keys import SETTINGS
+from bot.web.views.admin import admin_only
 
 logger = logging.getLogger(__name__)
 
-ADMIN = ("admin",)
 
 # What the page's "start training" asks for; tests replace it (fake trainer).
 TRAINING_OPTIONS = web.AppKey("models.training_options", JobOptions)
@@ -115,7 +115,7 @@ def _not_found(request: web.Request, what: str = "没有这个模型") -> web.Re
 # -- handlers --------------------------------------------------------------------
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def models_page(request: web.Request) -> web.StreamResponse:
     page = await asyncio.to_thread(pages.overview, _registry(request), _api(request))
     message = DONE_MESSAGES.get(request.query.get("done", ""), "")
@@ -134,7 +134,7 @@ def _reap(app: web.Application, process: subprocess.Popen) -> None:
     threading.Thread(target=wait, name=f"reap-{process.pid}", daemon=True).start()
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def start_training(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     defaults = request.app[TRAINING_OPTIONS]
@@ -167,7 +167,7 @@ async def _job(request: web.Request) -> Job | None:
     return await asyncio.to_thread(training_jobs.read_job, _registry(request), job_id)
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def job_page(request: web.Request) -> web.StreamResponse:
     job = await _job(request)
     if job is None:
@@ -183,7 +183,7 @@ async def job_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def job_json(request: web.Request) -> web.StreamResponse:
     job = await _job(request)
     if job is None:
@@ -221,7 +221,7 @@ def _name(request: web.Request) -> str | None:
     return name if NAME_RE.match(name) else None
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def model_page(request: web.Request) -> web.StreamResponse:
     name = _name(request)
     if name is None:
@@ -229,7 +229,7 @@ async def model_page(request: web.Request) -> web.StreamResponse:
     return await _model_page(request, name)
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def deploy_model(request: web.Request) -> web.StreamResponse:
     name = _name(request)
     if name is None:
@@ -260,7 +260,7 @@ async def deploy_model(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(request.app.router["admin_models"].url_for().with_query(done="deployed"))
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def rollback_model(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     reason = str(form.get("reason", "")).strip() or None

@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.review.export import SKIP_REASONS, ExportResult, export_reviewed
@@ -33,40 +32,23 @@ from bot.review.inbox import (
     DecisionRefused,
     InboxQuery,
     decide,
-    load_inbox,
+    inbox_view,
+    intent_labels,
     undo,
 )
 from bot.review.ingest import LogCopier
 from bot.review.insights import load_insights
-from bot.store.models import Grid, ReviewDecision
-from bot.taxonomy import Taxonomy, get_taxonomy
+from bot.taxonomy import get_taxonomy
 from bot.web import auth
 from bot.web.db import run_db
 from bot.web.keys import CONVERSATION_LOG, ENGINE, SETTINGS
+from bot.web.views.admin import admin_only, render
 
 logger = logging.getLogger(__name__)
 
-ADMIN = ("admin",)
-admin_only = auth.login_required(roles=ADMIN)
 
 INGEST_BUDGET = 0.3  # seconds a page may spend copying new messages first
 BACKGROUND_BATCHES = 50  # batches per background round (50,000 messages)
-
-# Names of the conversation intents (categories have their labels in taxonomy.yml).
-DIALOGUE_LABELS = {
-    "greet": "问候",
-    "goodbye": "告别",
-    "thank": "感谢",
-    "affirm": "肯定",
-    "deny": "否定",
-    "bot_challenge": "问是不是机器人",
-    "check_ticket": "查询进度",
-    "cancel_ticket": "撤回诉求",
-    "request_human": "找工作人员",
-    "inform_address": "告知地址",
-    "out_of_scope": "超出范围",
-    "nlu_fallback": "未听懂",
-}
 
 DONE_MESSAGES = {
     "confirm": "已确认",
@@ -76,13 +58,6 @@ DONE_MESSAGES = {
     "dismiss": "已忽略",
     "undo": "已撤销审核",
 }
-
-
-def intent_labels(taxonomy: Taxonomy) -> dict[str, str]:
-    labels = dict(DIALOGUE_LABELS)
-    for category in taxonomy.categories:
-        labels[category.intent] = category.label
-    return labels
 
 
 # -- the background copy -------------------------------------------------------------
@@ -124,17 +99,6 @@ def setup(app: web.Application) -> None:
 # -- handlers -----------------------------------------------------------------------------
 
 
-def _render(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200
-) -> web.Response:
-    """Like the other admin pages: messages below the console's tabs."""
-    context = dict(context)
-    context["admin_message"] = context.pop("message", "")
-    context["admin_error"] = context.pop("error", "")
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    return auth.page_headers(response)
-
-
 def _url(path: str, params: dict[str, str]) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
@@ -168,22 +132,6 @@ def _done_message(query: Any) -> str:
     return ""
 
 
-def _grid_codes(session: Any) -> list[str]:
-    return list(
-        session.execute(
-            select(Grid.code).where(Grid.active.is_(True)).order_by(Grid.code)
-        ).scalars()
-    )
-
-
-def _ready_to_export(session: Any) -> int:
-    return session.execute(
-        select(func.count())
-        .select_from(ReviewDecision)
-        .where(ReviewDecision.action != "dismiss", ReviewDecision.intent.isnot(None))
-    ).scalar_one()
-
-
 @admin_only
 async def review_page(request: web.Request) -> web.StreamResponse:
     taxonomy = get_taxonomy()
@@ -198,27 +146,20 @@ async def review_page(request: web.Request) -> web.StreamResponse:
         error = "读取对话记录失败，下面显示的是已导入的消息。"
     tz = request.app[SETTINGS].timezone
 
-    def work(session: Any) -> tuple[Any, list[str], int]:
-        return (
-            load_inbox(session, query, tz, taxonomy),
-            _grid_codes(session),
-            _ready_to_export(session),
-        )
-
-    page, grids, ready = await run_db(request.app, work, readonly=True)
+    view = await run_db(request.app, lambda s: inbox_view(s, query, tz, taxonomy), readonly=True)
     behind = copied is not None and not copied.caught_up
-    return _render(
+    return render(
         request,
         "admin/review.html",
         {
-            "page": page,
+            "page": view.page,
             "q": query,
-            "grids": grids,
+            "grids": view.grids,
             "sorts": SORTS,
             "statuses": STATUSES,
             "actions": ACTIONS,
             "intents": taxonomy.all_intents,
-            "ready": ready,
+            "ready": view.ready_to_export,
             "behind": behind,
             "back": urlencode(query.params()),
             "url": lambda **changes: _url("/admin/review", query.params(**changes)),
@@ -317,16 +258,17 @@ async def insights_page(request: web.Request) -> web.StreamResponse:
     with contextlib.suppress(SQLAlchemyError):
         await asyncio.to_thread(request.app[COPIER].copy, request.app[ENGINE], INGEST_BUDGET)
 
-    def work(session: Any) -> tuple[Any, int]:
-        return load_insights(session, settings.nlu_data_dir, taxonomy), _ready_to_export(session)
-
-    insights, ready = await run_db(request.app, work, readonly=True)
-    return _render(
+    insights = await run_db(
+        request.app,
+        lambda s: load_insights(s, settings.nlu_data_dir, taxonomy),
+        readonly=True,
+    )
+    return render(
         request,
         "admin/insights.html",
         {
             "i": insights,
-            "ready": ready,
+            "ready": insights.ready_to_export,
             "skip_reasons": SKIP_REASONS,
             "message": _done_message(request.query),
         },
