@@ -595,3 +595,25 @@ def set_active(session: Session, acting: CurrentWorker, worker_id: int, active: 
     worker.updated_at = utcnow()
     session.flush()
     return worker
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    """The people page: every account, and the communities staff may belong to."""
+
+    workers: list[WorkerRow]
+    communities: list[tuple[int, str]]
+
+
+def people_page(session: Session) -> PeoplePage:
+    return PeoplePage(list_workers(session), communities(session))
+
+
+@dataclass(frozen=True)
+class PersonPage:
+    person: Person | None
+    communities: list[tuple[int, str]]
+
+
+def person_page(session: Session, worker_id: int) -> PersonPage:
+    return PersonPage(get_person(session, worker_id), communities(session))

@@ -12,10 +12,9 @@ import re
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.orm import Session
 
 from bot import accounts, apikeys
-from bot.accounts import ADDABLE_ROLES, ROLES, CurrentWorker, NewPerson, PeopleError, Person
+from bot.accounts import ADDABLE_ROLES, ROLES, CurrentWorker, NewPerson, PeopleError
 from bot.tickets.display import ROLE_LABELS, role_label
 from bot.web import auth
 from bot.web.db import run_db
@@ -41,16 +40,13 @@ async def _people_page(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    def load(session: Session) -> tuple[list[accounts.WorkerRow], list[tuple[int, str]]]:
-        return accounts.list_workers(session), accounts.communities(session)
-
-    workers, choices = await run_db(request.app, load, readonly=True)
+    page = await run_db(request.app, accounts.people_page, readonly=True)
     return render(
         request,
         "admin/people.html",
         {
-            "workers": workers,
-            "communities": choices,
+            "workers": page.workers,
+            "communities": page.communities,
             "role_labels": ROLE_LABELS,
             "addable_roles": ADDABLE_ROLES,
             "error": error,
@@ -110,10 +106,8 @@ async def _person_page(
     new_password: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    def load(session: Session) -> tuple[Person | None, list[tuple[int, str]]]:
-        return accounts.get_person(session, worker_id), accounts.communities(session)
-
-    person, choices = await run_db(request.app, load, readonly=True)
+    page = await run_db(request.app, lambda s: accounts.person_page(s, worker_id), readonly=True)
+    person = page.person
     if person is None:
         return _not_found(request)
     return render(
@@ -121,7 +115,7 @@ async def _person_page(
         "admin/person.html",
         {
             "p": person,
-            "communities": choices,
+            "communities": page.communities,
             "roles": ROLES,
             "role_labels": ROLE_LABELS,
             "error": error,
