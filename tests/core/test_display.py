@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy.orm import Session
 
-from bot import frontdesk, open311, simulator
+from bot import frontdesk, simulator
 from bot.accounts import CurrentWorker
+from bot.open311.requests import get_request
 from bot.routing.locator import Located
 from bot.store.db import session_scope
 from bot.tickets import display, queries, service
@@ -35,7 +36,7 @@ def test_the_resident_and_the_worker_read_the_same_status(demo_engine, monkeypat
         [shown] = simulator.resident_tickets(s, "wx-user-1")
         admin = CurrentWorker(id=0, name="管理员", phone="admin", role="admin")
         [row] = queries.inbox(s, admin, "all").rows
-        [request] = open311.get_request(s, number)
+        [request] = get_request(s, number)
     assert told.status_label == shown["status_label"] == row.status_label == "处理中"
     assert request["status"] == "open"
     # who has it, and where, in the same words too

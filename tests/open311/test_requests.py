@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import Engine
 
-from bot import open311
+from bot.open311 import requests as open311_requests
+from bot.open311.mapping import local_zone, w3c
 from bot.routing.locator import get_locator
 from bot.store.db import session_scope
 from bot.taxonomy import get_taxonomy
@@ -226,7 +227,7 @@ async def test_filters(client: TestClient, seeded: Seeded, query: str, expected:
 def _w3c(value: datetime, zone: str = "+08:00") -> str:
     if zone == "Z":
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return quote(open311.w3c(value, open311.local_zone("Asia/Shanghai")))
+    return quote(w3c(value, local_zone("Asia/Shanghai")))
 
 
 async def test_date_filters(client: TestClient, seeded: Seeded) -> None:
@@ -244,11 +245,11 @@ async def test_date_filters(client: TestClient, seeded: Seeded) -> None:
     status, body = await get(client, f"end_date={_w3c(now - 15 * day)}")
     assert ids(body) == [n["parking"], n["pets"], n["certificate"], n["old"]]
     # An unencoded "+" arrives as a space; it is still the offset.
-    plain = open311.w3c(start, open311.local_zone("Asia/Shanghai"))
+    plain = w3c(start, local_zone("Asia/Shanghai"))
     status, body = await get(client, f"start_date={plain}&end_date={_w3c(end)}")
     assert status == 200 and ids(body) == [n["noise"], n["parking"]]
     # Dates alone: local days, the end day included.
-    local = open311.local_zone("Asia/Shanghai")
+    local = local_zone("Asia/Shanghai")
     first = (now - 20 * day).astimezone(local).date().isoformat()
     last = (now - 10 * day).astimezone(local).date().isoformat()
     status, body = await get(client, f"start_date={first}&end_date={last}")
@@ -322,7 +323,7 @@ async def test_database_failure_is_a_400_error_list(
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("database is down")
 
-    monkeypatch.setattr(open311, "find_requests", broken)
+    monkeypatch.setattr(open311_requests, "find_requests", broken)
     status, body = await get(client)
     assert status == 400
     assert body[0]["code"] == 400 and "service error" in body[0]["description"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from bot.open311 import GROUPS
+from bot.open311.services import GROUPS
 from bot.taxonomy import HANDOFF, get_taxonomy
 from tests.open311.conftest import BASE
 
