@@ -123,6 +123,12 @@ class Settings:
     # inbox page is opened).
     nlu_data_dir: Path = PROJECT_ROOT / "data" / "nlu"
     review_ingest_interval_seconds: float = 10.0
+    # The Rasa server's endpoints file (endpoints.scale.yml: Redis lock store for
+    # several Rasa servers) and the Redis it names.
+    rasa_endpoints: str = "endpoints.yml"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -225,6 +231,10 @@ def load_settings() -> Settings:
         nlu_holdout_glob=_env("NLU_HOLDOUT_GLOB", "tests/data/holdout_*.yml") or "",
         nlu_data_dir=Path(_env("NLU_DATA_DIR") or PROJECT_ROOT / "data" / "nlu"),
         review_ingest_interval_seconds=float(_env("REVIEW_INGEST_INTERVAL_SECONDS", "10") or 10),
+        rasa_endpoints=_env("RASA_ENDPOINTS", "endpoints.yml") or "endpoints.yml",
+        redis_host=_env("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
+        redis_port=_int_env("REDIS_PORT", 6379),
+        redis_db=_int_env("REDIS_DB", 0),
     )
 
 
