@@ -36,8 +36,8 @@ def model_path(fingerprint: str, models_dir: Path) -> Path:
 
 
 def rasa_command(*args: str) -> list[str]:
-    """The rasa CLI of this virtual environment."""
-    return [sys.executable, "-m", "rasa", *args]
+    """The rasa CLI of this virtual environment, with bot.rasa_patches installed."""
+    return [sys.executable, "-m", "bot.rasa_server", *args]
 
 
 def ensure_model(force: bool = False, models_dir: Path | None = None) -> Path:
