@@ -394,12 +394,11 @@ async def test_sender_cli_round_trip_in_safe_mode(
         "暖气不热", user="oTest123", url=server.webhook, token=TOKEN, appid=APPID, aes_key=AES_KEY
     )
     assert text == "你说：暖气不热"
-    # The command line (asyncio.run in a thread: this test's loop serves the webhook).
-    import argparse
+    # `python -m bot wechat-send` (asyncio.run in a thread: this test's loop serves the
+    # webhook).
+    from bot.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    wechat_sender.add_cli(parser.add_subparsers())
-    args = parser.parse_args(
+    args = build_parser().parse_args(
         ["wechat-send", "--url", server.webhook, "--location", "36.65,117.12,泉城广场"]
     )
     settings = type(
@@ -415,7 +414,7 @@ async def test_sender_cli_round_trip_in_safe_mode(
     original = wechat_sender._settings
     wechat_sender._settings = lambda: settings
     try:
-        assert await asyncio.to_thread(args.func, args) == 0
+        assert await asyncio.to_thread(args.handler, args) == 0
     finally:
         wechat_sender._settings = original
     assert capsys.readouterr().out.startswith("你说：/share_location{")
