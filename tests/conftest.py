@@ -23,6 +23,10 @@ from bot import launcher
 from bot.settings import load_settings
 from tests.fakes import FakeRobot, FakeWeChatApi, serve_on_loopback
 
+# The database fixtures (SQLite always, PostgreSQL with TEST_DATABASE_URL) of every
+# test of bot/ that needs the ticket database: tests/database.py.
+pytest_plugins = ["tests.database"]
+
 SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
 
 # Rasa's HTTP API never runs open: one token for every stack of the session, given to

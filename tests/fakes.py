@@ -2,14 +2,19 @@
 
 WeChat's API (`FakeWeChatApi`) and a WeCom group robot (`FakeRobot`); the
 fixtures `fake_wechat_api` and `fake_robot` (tests/conftest.py) serve them.
+`TrackerLog` writes Rasa's conversation log as Rasa's SQL tracker store does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -124,3 +129,106 @@ class FakeRobot:
 
     def contents(self) -> list[str]:
         return [r["json"]["markdown"]["content"] for r in self.received]
+
+
+# -- Rasa's conversation log ------------------------------------------------------------
+
+RASA_EVENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS events ("
+    "id INTEGER NOT NULL PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
+    "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
+    "action_name VARCHAR(255), data TEXT)",
+    "CREATE INDEX IF NOT EXISTS ix_events_sender_id ON events (sender_id)",
+)
+
+
+class TrackerLog:
+    """Writes events the way Rasa's SQL tracker store does (plain SQL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self.clock = time.time() - 3600
+        with sqlite3.connect(path) as connection:
+            for ddl in RASA_EVENTS_DDL:
+                connection.execute(ddl)
+
+    def _insert(
+        self,
+        sender: str,
+        type_name: str,
+        stamp: float,
+        intent: str | None,
+        action: str | None,
+        data: dict,
+    ) -> int:
+        with sqlite3.connect(self.path) as connection:
+            cursor = connection.execute(
+                "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, "
+                "data) VALUES (?, ?, ?, ?, ?, ?)",
+                (sender, type_name, stamp, intent, action, json.dumps(data)),
+            )
+            return int(cursor.lastrowid)
+
+    def user(
+        self,
+        text: str,
+        intent: str | None = "greet",
+        confidence: float = 0.9,
+        second: str | None = None,
+        second_confidence: float = 0.0,
+        *,
+        sender: str = "oResident1",
+        at: float | None = None,
+        fallback: bool = False,
+        original: str | None = None,
+    ) -> int:
+        """Log a resident message (and the action_listen after it); its event id."""
+        self.clock += 60
+        stamp = at if at is not None else self.clock
+        ranking = []
+        if intent:
+            ranking.append({"name": intent, "confidence": confidence})
+        if second:
+            ranking.append({"name": second, "confidence": second_confidence})
+        predicted = {"name": intent, "confidence": confidence}
+        if fallback:
+            predicted = {"name": "nlu_fallback", "confidence": 0.4}
+            ranking.insert(0, dict(predicted))
+        parse = {
+            "intent": predicted,
+            "entities": [],
+            "text": text,
+            "message_id": f"m{stamp}",
+            "metadata": {},
+            "intent_ranking": ranking,
+        }
+        if original is not None:
+            parse["original_text"] = original
+        data = {
+            "event": "user",
+            "timestamp": stamp,
+            "metadata": {},
+            "text": original if original is not None else text,
+            "parse_data": parse,
+            "input_channel": "wechat",
+            "message_id": f"m{stamp}",
+        }
+        event_id = self._insert(sender, "user", stamp, predicted["name"], None, data)
+        self._insert(
+            sender,
+            "action",
+            stamp + 0.5,
+            None,
+            "action_listen",
+            {"event": "action", "timestamp": stamp + 0.5, "name": "action_listen"},
+        )
+        return event_id
+
+    def bot(self, text: str, *, sender: str = "oResident1", at: float | None = None) -> int:
+        """Log the assistant's answer (a `bot` event: never a resident's message)."""
+        self.clock += 1
+        stamp = at if at is not None else self.clock
+        return self._insert(
+            sender, "bot", stamp, None, None, {"event": "bot", "timestamp": stamp, "text": text}
+        )

@@ -22,7 +22,7 @@ from bot.store.migrate import upgrade_to_head
 from bot.tickets import service
 from bot.web.app import create_app
 from tests.browser.conftest import PHONE, LoopThread, Screenshots, requires_chromium
-from tests.simulator.conftest import FakeWebhook, make_settings
+from tests.web.simulator.conftest import FakeWebhook, make_settings
 
 pytestmark = requires_chromium
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.conversation_log import ConversationLog, parse_user_event
+from bot.conversation_log import ConversationLog
 from bot.review.ingest import ingest, watermark
 from bot.review.text import group_key, text_hash
 from bot.store.db import session_scope
 from bot.store.models import Grid, ReviewMessage, Ticket, utcnow
 from bot.tickets import service
-from tests.review.conftest import TrackerLog
+from tests.fakes import TrackerLog
 from tests.web.conftest import add_ticket
 
 HPXC = "和平新村3号楼2单元501"  # grid HPXC-01
@@ -30,36 +29,7 @@ def grid_id(engine, code: str) -> int:
         return session.execute(select(Grid.id).where(Grid.code == code)).scalar_one()
 
 
-# -- reading the log --------------------------------------------------------------------
-
-
-def test_only_resident_texts_are_messages() -> None:
-    def event(text: str, **parse) -> str:
-        return json.dumps({"event": "user", "text": text, "parse_data": parse})
-
-    assert parse_user_event(1, "s", 1.0, event("/share_photo")) is None  # channel trigger
-    assert parse_user_event(2, "s", 1.0, event('/greet{"x": 1}')) is None  # subscribe
-    assert parse_user_event(3, "s", 1.0, event("   ")) is None
-    assert parse_user_event(4, "s", 1.0, "not json") is None
-    message = parse_user_event(
-        5,
-        "s",
-        1.0,
-        event(
-            "暖气不热",
-            intent={"name": "nlu_fallback", "confidence": 0.4},
-            intent_ranking=[
-                {"name": "nlu_fallback", "confidence": 0.4},
-                {"name": "report_noise", "confidence": 0.35},
-                {"name": "report_heating", "confidence": 0.30},
-            ],
-        ),
-    )
-    assert message is not None
-    # the fallback is what the assistant did; its best guess is what is reviewed
-    assert message.intent == "nlu_fallback"
-    assert (message.top_intent, message.second_intent) == ("report_noise", "report_heating")
-    assert message.confidence == 0.35 and round(message.margin, 3) == 0.05
+# -- groups -------------------------------------------------------------------------------
 
 
 def test_near_duplicates_share_a_group() -> None:
