@@ -208,6 +208,15 @@ def _photos(raw: str | Iterable[Any] | None) -> Iterable[Any]:
     return tuple(p for p in value if isinstance(p, str)) if isinstance(value, list) else ()
 
 
+def _by_id(session: Session, id_column: Any, columns: tuple, ids: Iterable[int]) -> dict:
+    """{id: (the other columns)} of the rows with these ids (no query for none)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    query = select(id_column, *columns).where(id_column.in_(wanted))
+    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+
+
 def load_places(
     session: Session,
     grid_ids: Iterable[int],
@@ -215,50 +224,24 @@ def load_places(
     worker_ids: Iterable[int],
 ) -> Places:
     """The directory entries some tickets refer to (small queries, names only)."""
-    grid_ids, community_ids = set(grid_ids), set(community_ids)
-    grids = (
-        {
-            gid: (code, name, worker_id)
-            for gid, code, name, worker_id in session.execute(
-                select(Grid.id, Grid.code, Grid.name, Grid.worker_id).where(Grid.id.in_(grid_ids))
-            )
-        }
-        if grid_ids
-        else {}
+    grids = _by_id(session, Grid.id, (Grid.code, Grid.name, Grid.worker_id), grid_ids)
+    communities = _by_id(
+        session,
+        Community.id,
+        (Community.name, Community.office_name, Community.street_id),
+        community_ids,
     )
-    communities = (
-        {
-            cid: (name, office, street_id)
-            for cid, name, office, street_id in session.execute(
-                select(
-                    Community.id, Community.name, Community.office_name, Community.street_id
-                ).where(Community.id.in_(community_ids))
-            )
-        }
-        if community_ids
-        else {}
+    streets = _by_id(
+        session,
+        Street.id,
+        (Street.name, Street.office_name),
+        (c[2] for c in communities.values() if c[2] is not None),
     )
-    street_ids = {c[2] for c in communities.values() if c[2] is not None}
-    streets = (
-        {
-            sid: (name, office)
-            for sid, name, office in session.execute(
-                select(Street.id, Street.name, Street.office_name).where(Street.id.in_(street_ids))
-            )
-        }
-        if street_ids
-        else {}
-    )
-    wanted = set(worker_ids) | {g[2] for g in grids.values() if g[2] is not None}
-    workers = (
-        {
-            wid: (name, role)
-            for wid, name, role in session.execute(
-                select(Worker.id, Worker.name, Worker.role).where(Worker.id.in_(wanted))
-            )
-        }
-        if wanted
-        else {}
+    workers = _by_id(
+        session,
+        Worker.id,
+        (Worker.name, Worker.role),
+        set(worker_ids) | {g[2] for g in grids.values() if g[2] is not None},
     )
     return Places(grids=grids, communities=communities, streets=streets, workers=workers)
 

@@ -230,27 +230,17 @@ class Place:
     lon: float | None = None
 
 
-def place_of(ticket: Ticket) -> Place:
+def place_of(where: Ticket | Located) -> Place:
+    """The Place of a loaded Ticket (its community a row) or of a Located (a name)."""
+    community = where.community
     return Place(
-        community=ticket.community.name if ticket.community is not None else None,
-        building=ticket.building,
-        unit=ticket.unit,
-        room=ticket.room,
-        words=ticket.address_text,
-        lat=ticket.lat,
-        lon=ticket.lon,
-    )
-
-
-def place_of_located(located: Located) -> Place:
-    return Place(
-        community=located.community,
-        building=located.building,
-        unit=located.unit,
-        room=located.room,
-        words=located.address_text,
-        lat=located.lat,
-        lon=located.lon,
+        community=community if isinstance(community, str) or community is None else community.name,
+        building=where.building,
+        unit=where.unit,
+        room=where.room,
+        words=where.address_text,
+        lat=where.lat,
+        lon=where.lon,
     )
 
 
@@ -294,7 +284,7 @@ def address_label(
 
 def located_address(located: Located) -> str:
     """`address_label` of where the locator put a resident (read back to them)."""
-    return address_label(place_of_located(located)) or NO_ADDRESS
+    return address_label(place_of(located)) or NO_ADDRESS
 
 
 def address_of(ticket: Ticket, *, with_room: bool = True) -> str:
