@@ -140,53 +140,45 @@ class Settings:
         return self.web_base_url.rstrip("/") or f"http://127.0.0.1:{self.web_port}"
 
 
-def _development_secret() -> str:
-    """A per-machine secret for signing web sessions when WEB_SECRET_KEY is
-    unset: generated once, kept in var/ (never committed), so sessions survive
-    restarts and every process of one installation agrees on it."""
-    path = VAR_DIR / "web-secret"
+def _var_secret(path: Path, nbytes: int, create: bool = True) -> str | None:
+    """A development secret kept in var/ (never committed): read, or generated once
+    (readable by this user only) when `create`; every process of one installation
+    agrees on it, whichever made it first."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
-        import secrets
+        if not create:
+            return None
+    import secrets
 
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(32)
-        try:
-            with path.open("x", encoding="utf-8") as handle:
-                handle.write(secret)
-            path.chmod(0o600)
-        except FileExistsError:  # another process was first
-            return path.read_text(encoding="utf-8").strip()
-        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(nbytes)
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(secret)
+        path.chmod(0o600)
+    except FileExistsError:  # another process was first
+        return path.read_text(encoding="utf-8").strip()
+    return secret
+
+
+def _development_secret() -> str:
+    """The secret signing web sessions when WEB_SECRET_KEY is unset (sessions then
+    survive restarts)."""
+    return _var_secret(VAR_DIR / "web-secret", 32) or ""
 
 
 DEV_RASA_TOKEN_FILE = VAR_DIR / "rasa-auth-token"
 
 
 def development_rasa_token(create: bool = False) -> str | None:
-    """The development token of Rasa's HTTP API, kept in var/ (never committed).
+    """The development token of Rasa's HTTP API.
 
     `create=True` (the launcher) generates it on first use, so that Rasa's model
     API is never served without a token; the CLI only reads it (a Rasa server
     started by `make run` in another shell).
     """
-    try:
-        return DEV_RASA_TOKEN_FILE.read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        if not create:
-            return None
-    import secrets
-
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    try:
-        with DEV_RASA_TOKEN_FILE.open("x", encoding="utf-8") as handle:
-            handle.write(token)
-        DEV_RASA_TOKEN_FILE.chmod(0o600)
-    except FileExistsError:  # another process was first
-        return DEV_RASA_TOKEN_FILE.read_text(encoding="utf-8").strip()
-    return token
+    return _var_secret(DEV_RASA_TOKEN_FILE, 24, create)
 
 
 def load_settings() -> Settings:
