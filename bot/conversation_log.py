@@ -37,6 +37,16 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"
 
+# Rasa 3.6's `events` table as its SQLTrackerStore creates it: what this module
+# reads (tests and benchmarks write logs of their own with it).
+RASA_EVENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS events ("
+    "id INTEGER NOT NULL PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
+    "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
+    "action_name VARCHAR(255), data TEXT)",
+    "CREATE INDEX IF NOT EXISTS ix_events_sender_id ON events (sender_id)",
+)
+
 
 @dataclass(frozen=True)
 class LoggedMessage:

@@ -20,6 +20,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.conversation_log import RASA_EVENTS_DDL
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -132,14 +134,6 @@ class FakeRobot:
 
 
 # -- Rasa's conversation log ------------------------------------------------------------
-
-RASA_EVENTS_DDL = (
-    "CREATE TABLE IF NOT EXISTS events ("
-    "id INTEGER NOT NULL PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
-    "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
-    "action_name VARCHAR(255), data TEXT)",
-    "CREATE INDEX IF NOT EXISTS ix_events_sender_id ON events (sender_id)",
-)
 
 
 class TrackerLog:
