@@ -182,16 +182,15 @@ def office_label(
 
 def office_of(ticket: Ticket, level: str | None = None) -> str:
     """`office_label` for a loaded Ticket (at its own level unless `level` is given)."""
+    level = level or ticket.level
     community = ticket.community
-    if (level or ticket.level) == "street":
-        street = community.street if community is not None else None
-        return street_office(
-            street.name if street is not None else None,
-            street.office_name if street is not None else None,
-        )
-    return community_office(
+    street = community.street if community is not None and level == "street" else None
+    return office_label(
+        level,
         community.name if community is not None else None,
         community.office_name if community is not None else None,
+        street.name if street is not None else None,
+        street.office_name if street is not None else None,
     )
 
 
