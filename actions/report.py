@@ -28,7 +28,7 @@ from bot import frontdesk
 from bot.dialogue.questions import QUESTION_SLOT, retry_submit_question
 from bot.dialogue.yes_no import CONFIRM_REPORT, KNOWN_ADDRESS, Answer, interpret
 from bot.routing.locator import Located
-from bot.taxonomy import HANDOFF, get_taxonomy
+from bot.taxonomy import HANDOFF, MEDIATION_COMMITTEE, RESIDENTS_COUNCIL, get_taxonomy
 
 # Slots of one report, cleared when a new one starts or one is done.
 REPORT_SLOTS = (
@@ -55,6 +55,10 @@ INTERRUPTIONS = {
     "voice_unrecognised",
     "unsupported_message",
 }
+HANDLER_INFO = {
+    MEDIATION_COMMITTEE: "utter_mediation_info",
+    RESIDENTS_COUNCIL: "utter_proposal_info",
+}
 ADDRESS_ATTEMPTS = 3  # the first answer and two more tries, then the office takes over
 MAX_DESCRIPTION = 2000
 
@@ -70,10 +74,10 @@ def _acknowledge(dispatcher: CollectingDispatcher, category: Any, domain: Domain
     if category.code == HANDOFF.code:
         return
     dispatcher.utter_message(response="utter_ack_category", category_label=category.label)
-    if category.kind == "dispute":
-        dispatcher.utter_message(response="utter_mediation_info")
-    elif category.kind == "proposal":
-        dispatcher.utter_message(response="utter_proposal_info")
+    # who takes it on (taxonomy.yml's handled_by) has a word of its own
+    info = HANDLER_INFO.get(category.handled_by)
+    if info is not None:
+        dispatcher.utter_message(response=info)
     checklist = f"utter_checklist_{category.code}"
     if checklist in domain.get("responses", {}):
         dispatcher.utter_message(response=checklist)

@@ -54,9 +54,9 @@ from bench_common import (
 from review_data import add_tickets, build_log
 from sqlalchemy import func, select
 
+from bot.conversation_log import ConversationLog
 from bot.review.inbox import PAGE_SIZE, InboxQuery, decide, load_inbox
 from bot.review.ingest import ingest
-from bot.review.log import open_log
 from bot.routing.directory import apply_directory, load_directory_file
 from bot.settings import PROJECT_ROOT, get_settings
 from bot.store.db import make_engine, session_scope
@@ -105,8 +105,8 @@ def prepare(workdir: Path, messages: int) -> dict[str, Any]:
         logged, insert_seconds = build_log(workdir / "conversations.db", messages)
         tickets = add_tickets(engine, logged)
         print(f"  {tickets}", flush=True)
-        log = open_log(f"sqlite:///{workdir / 'conversations.db'}")
-        assert log is not None
+        log = ConversationLog(f"sqlite:///{workdir / 'conversations.db'}")
+        assert log.engine() is not None
         print("ingesting ...", flush=True)
         started = time.perf_counter()
         cpu = time.process_time()

@@ -28,18 +28,12 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
+from bot.conversation_log import RASA_EVENTS_DDL
 from bot.review.export import nlu_examples
 from bot.settings import PROJECT_ROOT
 from bot.store.models import Grid, Resident, Ticket, TicketEvent
 from bot.taxonomy import get_taxonomy
 
-RASA_EVENTS_DDL = (
-    "CREATE TABLE IF NOT EXISTS events ("
-    "id INTEGER NOT NULL PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
-    "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
-    "action_name VARCHAR(255), data TEXT)",
-    "CREATE INDEX IF NOT EXISTS ix_events_sender_id ON events (sender_id)",
-)
 PREFIXES = ("", "", "", "你好，", "您好 ", "请问", "麻烦问一下，", "网格员你好 ")
 SUFFIXES = ("", "", "", "！", "。", "？", "😡", "🙏", "!!", " 谢谢")
 PLACES = ("", "", "和平新村{b}号楼", "裕园{b}号楼{u}单元", "{b}号楼{u}单元{r}室 ")

@@ -902,22 +902,6 @@ class RunningStack:
 # `jsonschema.validate(result, schema)`, which first validates the schema itself
 # against its metaschema, on every call (RemoteAction._validate_action_result). Here the
 # validator is built once; the check of the response stays.
-RASA_VALIDATOR_ONCE = """
-import sys
-import jsonschema
-from rasa.core.actions.action import RemoteAction
-_schema = RemoteAction.action_response_format_spec()
-_validator = jsonschema.validators.validator_for(_schema)(_schema)
-def _validate_action_result(self, result):
-    _validator.validate(result)
-    return True
-RemoteAction._validate_action_result = _validate_action_result
-from rasa.__main__ import main
-sys.argv = ["rasa", *sys.argv[1:]]
-main()
-"""
-
-
 def bench_response_validation(calls: int) -> dict[str, Any]:
     """Rasa's check of one action server response (action_submit_report's: ten slot
     resets and the receipt), as Rasa 3.6 does it and with the validator built once; ms."""
@@ -940,17 +924,6 @@ def bench_response_validation(calls: int) -> dict[str, Any]:
         figures["as_rasa"].append(timed_ms(lambda: jsonschema.validate(response, schema))[0])
         figures["once"].append(timed_ms(lambda: validator.validate(response))[0])
     return {key: summarise(values) for key, values in figures.items()}
-
-
-def with_validator_once(services: list[launcher.Service]) -> list[launcher.Service]:
-    """The same services, the Rasa server started with RASA_VALIDATOR_ONCE."""
-    patched = []
-    for service in services:
-        command = service.command
-        if service.name == "rasa" and command[1:3] == ["-m", "rasa"]:
-            command = [command[0], "-c", RASA_VALIDATOR_ONCE, *command[3:]]
-        patched.append(replace(service, command=command))
-    return patched
 
 
 def stack_settings(folder: Path) -> Settings:
@@ -979,8 +952,9 @@ def running_stacks(
     workdir: Path, names: Sequence[str], model: Path, log: Path
 ) -> Iterator[dict[str, RunningStack]]:
     """One stack (bot.launcher.services) per name, as tests/conftest.py starts it: free
-    ports of 127.0.0.1, fresh SQLite files. The stack named "fixed" runs the Rasa server
-    with RASA_VALIDATOR_ONCE."""
+    ports of 127.0.0.1, fresh SQLite files. Every Rasa server runs with
+    bot.rasa_patches (bot.rasa_server, as the launcher starts it); "fixed" was the
+    what-if stack before the patch became the default and is now the same."""
     stacks: dict[str, RunningStack] = {}
     try:
         for name in names:
@@ -1006,8 +980,6 @@ def running_stacks(
                 make_engine(settings.database_url),
                 launcher.services(settings, model),
             )
-            if name == "fixed":
-                stack.services = with_validator_once(stack.services)
             stacks[name] = stack  # before starting: a half-started stack is stopped too
             print(f"starting stack '{name}' (output: {log}) ...", flush=True)
             with output_of_children_to(log):
@@ -1598,7 +1570,7 @@ def findings_text(results: dict[str, Any]) -> str:
             f"{check:.0f} ms per response here vs {once:.1f} ms with the validator built "
             "once, and the turn pays it twice (every turn with a custom action pays it once "
             "per call). What-if stack with the validator built once (the Rasa server started "
-            "with `RASA_VALIDATOR_ONCE`, same model and data, timed in turn with the others): "
+            "through bot.rasa_server, same model and data, timed in turn with the others): "
             f"“是” p50 {fixed['confirm'].get('p50', 0):.0f} ms, p95 "
             f"{fixed['confirm'].get('p95', 0):.0f} ms. Proposed fix: replace "
             "`RemoteAction._validate_action_result` with that once-built validator when the "

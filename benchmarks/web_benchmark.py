@@ -94,7 +94,7 @@ def prepare_database(url: str, tickets: int) -> dict[str, Any]:
 
 def set_worker_password(url: str) -> None:
     """The demo directory's workers have no password; give 王芳 one."""
-    from bot.web.auth import set_password
+    from bot.accounts import set_password
 
     engine = make_engine(url)
     try:
@@ -395,7 +395,7 @@ def render(results: dict[str, Any]) -> str:
         "for a 1,000-request answer on the same, equally loaded machine).",
         "- POST opens real tickets (routing, number, events, contact note, WeCom outbox row) "
         "in the same file: the write path's figure, not part of the target.",
-        "- The inbox shows at most 200 tickets (bot/web/views/worker.py), so the worker's "
+        "- The inbox shows at most 200 tickets (bot/tickets/queries.py), so the worker's "
         "and the admin's pages are about the same size.",
     ]
     if results.get("inbox_note"):

@@ -121,18 +121,7 @@ def verify_key(session: Session, token: str | None, now: datetime | None = None)
 
 def list_keys(session: Session) -> list[KeyInfo]:
     keys = session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)).scalars()
-    return [
-        KeyInfo(
-            id=k.id,
-            name=k.name,
-            prefix=k.prefix,
-            active=k.active,
-            created_by=k.created_by,
-            created_at=k.created_at,
-            last_used_at=k.last_used_at,
-        )
-        for k in keys
-    ]
+    return [_info(k) for k in keys]
 
 
 def revoke_key(session: Session, prefix: str, now: datetime | None = None) -> KeyInfo:
@@ -149,6 +138,10 @@ def revoke_key(session: Session, prefix: str, now: datetime | None = None) -> Ke
         key.active = False
         key.updated_at = aware(now)
         session.flush()
+    return _info(key)
+
+
+def _info(key: ApiKey) -> KeyInfo:
     return KeyInfo(
         id=key.id,
         name=key.name,

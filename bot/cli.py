@@ -21,15 +21,18 @@ import sys
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from bot.settings import get_settings
 
 Setup = Callable[[argparse.ArgumentParser], None]
+T = TypeVar("T")
 
 _COMMANDS: dict[str, tuple[str, Setup]] = {}
 
@@ -83,6 +86,29 @@ def _engine(args: argparse.Namespace, migrate: bool = True) -> Engine:
     return engine
 
 
+def _in_transaction(
+    args: argparse.Namespace, work: Callable[[Session], T], readonly: bool = False
+) -> T:
+    """`work(session)` in one transaction on this run's database (then closed).
+
+    Refusals (LookupError, ValueError) propagate with nothing written: `_refused`
+    prints them.
+    """
+    from bot.store.db import session_scope
+
+    engine = _engine(args)
+    try:
+        with session_scope(engine, readonly=readonly) as session:
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+def _refused(error: Exception, code: int = 2) -> int:
+    print(error, file=sys.stderr)
+    return code
+
+
 def _print_changes(changes: list, dry_run: bool = False) -> None:
     if not changes:
         print("没有变化 / no changes: the database already matches the file")
@@ -113,7 +139,6 @@ def _grids_import(args: argparse.Namespace) -> int:
         diff_directory,
         load_directory_file,
     )
-    from bot.store.db import session_scope
 
     try:
         directory = load_directory_file(args.file)
@@ -122,15 +147,8 @@ def _grids_import(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    engine = _engine(args)
-    try:
-        with session_scope(engine) as session:
-            if args.dry_run:
-                changes = diff_directory(session, directory)
-            else:
-                changes = apply_directory(session, directory)
-    finally:
-        engine.dispose()
+    change = diff_directory if args.dry_run else apply_directory
+    changes = _in_transaction(args, lambda session: change(session, directory))
     _print_changes(changes, dry_run=args.dry_run)
     return 0
 
@@ -162,7 +180,6 @@ def _parse_point(value: str) -> tuple[float, float]:
 def _locate_run(args: argparse.Namespace) -> int:
     from bot.routing.directory import DirectoryError, load_directory_file
     from bot.routing.locator import Locator, get_locator
-    from bot.store.db import session_scope
 
     if (args.text is None) == (args.point is None):
         print("give either TEXT or --point LAT,LON", file=sys.stderr)
@@ -177,15 +194,9 @@ def _locate_run(args: argparse.Namespace) -> int:
         try:
             locator = Locator.from_directory(load_directory_file(args.directory))
         except DirectoryError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+            return _refused(exc)
     else:
-        engine = _engine(args)
-        try:
-            with session_scope(engine, readonly=True) as session:
-                locator = get_locator(session)
-        finally:
-            engine.dispose()
+        locator = _in_transaction(args, get_locator, readonly=True)
     located = locator.locate_point(*point) if point else locator.locate_text(args.text)
     print(json.dumps(located.as_dict(), ensure_ascii=False))
     return 0
@@ -207,6 +218,7 @@ def _escalate(p: argparse.ArgumentParser) -> None:
 
 def _escalate_run(args: argparse.Namespace) -> int:
     from bot.store.db import session_scope
+    from bot.tickets.display import staff_time
     from bot.tickets.service import escalate_overdue
 
     tz = ZoneInfo(get_settings().timezone)
@@ -226,7 +238,7 @@ def _escalate_run(args: argparse.Namespace) -> int:
             if not done and not args.every:
                 print("没有超时工单 / nothing overdue")
             for e in done:
-                due = e.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                due = staff_time(e.due_at, tz)
                 print(f"{e.number}: {e.from_level} -> {e.to_level} ({e.reason}; 新时限 {due})")
             sys.stdout.flush()
             if not args.every:
@@ -266,23 +278,22 @@ def _demo_load(p: argparse.ArgumentParser) -> None:
 
 def _demo_load_run(args: argparse.Namespace) -> int:
     from bot.routing.directory import DirectoryError, apply_directory, load_directory_file
-    from bot.store.db import session_scope
     from bot.store.models import Community
 
     path = args.file or str(get_settings().grid_directory_path)
-    engine = _engine(args)
+
+    def load(session: Session) -> list | None:
+        if session.execute(select(func.count(Community.id))).scalar_one():
+            return None
+        return apply_directory(session, load_directory_file(path))
+
     try:
-        with session_scope(engine) as session:
-            if session.execute(select(func.count(Community.id))).scalar_one():
-                print("directory already loaded; demo not loaded")
-                return 0
-            try:
-                changes = apply_directory(session, load_directory_file(path))
-            except DirectoryError as exc:
-                print(exc, file=sys.stderr)
-                return 2
-    finally:
-        engine.dispose()
+        changes = _in_transaction(args, load)
+    except DirectoryError as exc:
+        return _refused(exc)
+    if changes is None:
+        print("directory already loaded; demo not loaded")
+        return 0
     print(f"loaded demo directory {path}")
     _print_changes(changes)
     return 0
@@ -307,18 +318,11 @@ def _apikeys(p: argparse.ArgumentParser) -> None:
 
 def _apikeys_create(args: argparse.Namespace) -> int:
     from bot.apikeys import create_key
-    from bot.store.db import session_scope
 
-    engine = _engine(args)
     try:
-        with session_scope(engine) as session:
-            try:
-                key = create_key(session, args.name, created_by=args.by or "cli")
-            except ValueError as exc:
-                print(exc, file=sys.stderr)
-                return 2
-    finally:
-        engine.dispose()
+        key = _in_transaction(args, lambda s: create_key(s, args.name, created_by=args.by or "cli"))
+    except ValueError as exc:
+        return _refused(exc)
     print(f"created API key {key.prefix} ({key.name}); it is shown only this once:")
     print(key.token)
     return 0
@@ -326,15 +330,9 @@ def _apikeys_create(args: argparse.Namespace) -> int:
 
 def _apikeys_list(args: argparse.Namespace) -> int:
     from bot.apikeys import list_keys
-    from bot.store.db import session_scope
 
     tz = ZoneInfo(get_settings().timezone)
-    engine = _engine(args)
-    try:
-        with session_scope(engine, readonly=True) as session:
-            keys = list_keys(session)
-    finally:
-        engine.dispose()
+    keys = _in_transaction(args, list_keys, readonly=True)
     if not keys:
         print("no API keys (create one: python -m bot apikeys create NAME)")
     for k in keys:
@@ -347,18 +345,11 @@ def _apikeys_list(args: argparse.Namespace) -> int:
 
 def _apikeys_revoke(args: argparse.Namespace) -> int:
     from bot.apikeys import revoke_key
-    from bot.store.db import session_scope
 
-    engine = _engine(args)
     try:
-        with session_scope(engine) as session:
-            try:
-                key = revoke_key(session, args.prefix)
-            except LookupError as exc:
-                print(exc, file=sys.stderr)
-                return 1
-    finally:
-        engine.dispose()
+        key = _in_transaction(args, lambda session: revoke_key(session, args.prefix))
+    except LookupError as exc:
+        return _refused(exc, code=1)
     print(f"revoked API key {key.prefix} ({key.name})")
     return 0
 
@@ -404,7 +395,8 @@ def _workers(p: argparse.ArgumentParser) -> None:
 def _new_password(given: str | None) -> tuple[str, bool]:
     """(password, generated): --password, else asked on a terminal, else generated."""
     import getpass
-    import secrets
+
+    from bot.accounts import generate_password
 
     if given:
         return given, False
@@ -413,66 +405,46 @@ def _new_password(given: str | None) -> tuple[str, bool]:
         if first != getpass.getpass("再输入一次 / again: "):
             raise ValueError("两次输入的密码不一致 / the passwords differ")
         return first, False
-    return secrets.token_urlsafe(12), True
+    return generate_password(), True
+
+
+def _with_new_password(args: argparse.Namespace, work: Callable[[Session, str], str]) -> int:
+    """Run `work(session, password)` with the password of --password (or asked for, or
+    generated); print what it returns, and the password when it was generated."""
+    try:
+        password, generated = _new_password(args.password)
+        done = _in_transaction(args, lambda session: work(session, password))
+    except (LookupError, ValueError) as exc:
+        return _refused(exc)
+    print(done + (f" 密码 {password}" if generated else ""))
+    return 0
 
 
 def _workers_set_password(args: argparse.Namespace) -> int:
-    from bot.store.db import session_scope
-    from bot.web.auth import set_password
+    from bot.accounts import set_password
 
-    try:
-        password, generated = _new_password(args.password)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    engine = _engine(args)
-    try:
-        with session_scope(engine) as session:
-            worker = set_password(session, args.phone, password)
-            name = worker.name
-    except (LookupError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(f"已为{name}（{args.phone}）设置密码" + (f"：{password}" if generated else ""))
-    return 0
+    def work(session: Session, password: str) -> str:
+        worker = set_password(session, args.phone, password)
+        return f"已为{worker.name}（{args.phone}）设置密码"
+
+    return _with_new_password(args, work)
 
 
 def _workers_add_admin(args: argparse.Namespace) -> int:
-    from bot.store.db import session_scope
-    from bot.web.auth import add_admin
+    from bot.accounts import add_person
 
-    try:
-        password, generated = _new_password(args.password)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    engine = _engine(args)
-    try:
-        with session_scope(engine) as session:
-            add_admin(session, args.name, args.phone, password)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(
-        f"已添加管理员{args.name}，账号 {args.phone}" + (f" 密码 {password}" if generated else "")
-    )
-    return 0
+    def work(session: Session, password: str) -> str:
+        add_person(session, args.name, args.phone, "admin", password=password)
+        return f"已添加管理员{args.name}，账号 {args.phone}"
+
+    return _with_new_password(args, work)
 
 
 def _workers_list(args: argparse.Namespace) -> int:
-    from bot.store.db import session_scope
-    from bot.web.auth import ROLE_LABELS, list_workers
+    from bot.accounts import list_workers
+    from bot.tickets.display import role_label
 
-    engine = _engine(args)
-    try:
-        with session_scope(engine, readonly=True) as session:
-            rows = list_workers(session)
-    finally:
-        engine.dispose()
+    rows = _in_transaction(args, list_workers, readonly=True)
     if not rows:
         print("还没有工作人员 / no workers")
         return 0
@@ -488,7 +460,7 @@ def _workers_list(args: argparse.Namespace) -> int:
                     str(w.id),
                     w.name,
                     w.phone or "-",
-                    ROLE_LABELS.get(w.role, w.role),
+                    role_label(w.role),
                     w.community or "-",
                     ",".join(w.grids) or "-",
                     " ".join(flags),

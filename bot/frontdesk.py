@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -23,22 +22,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.nlu.normalise import normalise
 from bot.routing.locator import Located, Locator, get_locator
-from bot.settings import get_settings
 from bot.store.db import session_scope
 from bot.store.models import Ticket, TicketEvent, aware
 from bot.taxonomy import Category, get_taxonomy
-from bot.tickets import service
+from bot.tickets import display, service
 from bot.tickets.state import IllegalTransition
-
-# How a status reads to a resident.
-STATUS_LABELS = {
-    "open": "已受理，等待处理",
-    "accepted": "正在处理",
-    "escalated": "已上报社区加快处理",
-    "resolved": "已处理完",
-    "closed": "已办结",
-    "cancelled": "已撤销",
-}
 
 
 class StoreUnavailable(RuntimeError):
@@ -74,17 +62,8 @@ def located_from_slot(value: Any) -> Located | None:
 
 
 def address_label(located: Located) -> str:
-    """How an address is read back to the resident: 和平新村社区3号楼2单元501."""
-    if located.community is None and located.lat is not None:
-        return located.address_text or f"位置({located.lat:.5f}, {located.lon:.5f})"
-    parts = [located.community or located.community_text or ""]
-    if located.building is not None:
-        parts.append(f"{located.building}号楼")
-    if located.unit:
-        parts.append(f"{located.unit}单元")
-    if located.room:
-        parts.append(located.room)
-    return "".join(parts)
+    """How an address is read back to the resident: 和平新村社区3号楼2单元501室."""
+    return display.located_address(located)
 
 
 def is_usable(located: Located) -> bool:
@@ -142,20 +121,6 @@ def needs_more_detail(text: str, category: Category) -> bool:
 # -- tickets ------------------------------------------------------------------
 
 
-def _local(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.astimezone(ZoneInfo(get_settings().timezone))
-
-
-def due_text(dt: datetime | None) -> str:
-    """11月28日10:30: a promised time as residents read it (local time)."""
-    local = _local(dt)
-    if local is None:
-        return "尽快"
-    return f"{local.month}月{local.day}日{local:%H:%M}"
-
-
 @dataclass(frozen=True)
 class Receipt:
     """What the resident is told when a ticket opens."""
@@ -181,7 +146,6 @@ def _receipt(ticket: Any, category: Category, locator: Locator) -> Receipt:
     community = ticket.community.name if ticket.community else None
     info = locator.community(community)
     grid = locator.grid(ticket.grid.code if ticket.grid else None)
-    street_office = (info.street_office_name if info else None) or "街道办事处"
     return Receipt(
         ticket_number=ticket.number,
         category_code=category.code,
@@ -191,9 +155,9 @@ def _receipt(ticket: Any, category: Category, locator: Locator) -> Receipt:
         grid_name=grid.name if grid else None,
         worker_name=grid.worker_name if grid and ticket.level == "grid" else None,
         worker_phone=grid.worker_phone if grid and ticket.level == "grid" else None,
-        office_name=(info.office_name or f"{info.name}居委会") if info else street_office,
-        office_phone=(info.office_phone if info else None) or "12345",
-        due_text=due_text(ticket.due_at),
+        office_name=display.office_of(ticket),
+        office_phone=(info.office_phone if info else None) or display.CITY_HOTLINE,
+        due_text=display.due_text(ticket.due_at),
     )
 
 
@@ -240,11 +204,6 @@ class TicketLine:
     description: str = ""
 
 
-def _label(code: str) -> str:
-    category = get_taxonomy().by_code(code)
-    return category.label if category else code
-
-
 def open_tickets(sender_id: str, limit: int = 5) -> list[TicketLine]:
     """The resident's tickets still in hand, newest first."""
     with _transaction(readonly=True) as session:
@@ -252,11 +211,11 @@ def open_tickets(sender_id: str, limit: int = 5) -> list[TicketLine]:
     return [
         TicketLine(
             ticket_number=s.number,
-            category_label=_label(s.category_code),
+            category_label=display.category_label(s.category_code),
             status=s.status,
-            status_label=STATUS_LABELS.get(s.status, s.status),
+            status_label=display.status_label(s.status),
             latest_note=s.latest_note,
-            due_text=due_text(s.due_at),
+            due_text=display.due_text(s.due_at),
             description=s.description,
         )
         for s in summaries
@@ -297,11 +256,11 @@ def cancel(sender_id: str, number: str, reason: str | None = None) -> TicketLine
             raise NotCancellable(str(error)) from error
         return TicketLine(
             ticket_number=ticket.number,
-            category_label=_label(ticket.category_code),
+            category_label=display.category_label(ticket.category_code),
             status=ticket.status,
-            status_label=STATUS_LABELS.get(ticket.status, ticket.status),
+            status_label=display.status_label(ticket.status),
             latest_note=reason,
-            due_text=due_text(ticket.due_at),
+            due_text=display.due_text(ticket.due_at),
         )
 
 
@@ -347,7 +306,9 @@ def pending_rating(sender_id: str, now: datetime | None = None) -> RatingRequest
     if row is None:
         return None
     return RatingRequest(
-        ticket_number=row.number, category_label=_label(row.category_code), resolved_at=row.at
+        ticket_number=row.number,
+        category_label=display.category_label(row.category_code),
+        resolved_at=row.at,
     )
 
 
@@ -398,9 +359,9 @@ def rate(
             raise NotRatable(str(error)) from error
         return TicketLine(
             ticket_number=ticket.number,
-            category_label=_label(ticket.category_code),
+            category_label=display.category_label(ticket.category_code),
             status=ticket.status,
-            status_label=STATUS_LABELS.get(ticket.status, ticket.status),
+            status_label=display.status_label(ticket.status),
             latest_note=comment if said_more else None,
-            due_text=due_text(ticket.due_at),
+            due_text=display.due_text(ticket.due_at),
         )

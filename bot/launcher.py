@@ -1,13 +1,13 @@
 """Train when needed and start the assistant's processes (`make run`).
 
 A model is named after the fingerprint of everything it is trained from
-(training data, domain, config, our NLU component). "Is the model stale?" is
-then one file lookup, and a model on disk always says what it was built from.
+(bot.training.train: training data, domain, config, our NLU component). "Is the
+model stale?" is then one file lookup, and a model on disk always says what it
+was built from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,91 +26,41 @@ from bot.settings import (
     development_rasa_token,
     get_settings,
 )
-
-MODELS_DIR = PROJECT_ROOT / "models"
-
-# What a trained model depends on; a change to any of it means a new model.
-TRAINING_INPUTS = (
-    "config.yml",
-    "domain.yml",
-    "data/nlu",
-    "data/rules",
-    "data/stories",
-    "data/dict",
-    "bot/nlu",
-)
+from bot.training.registry import MODEL_SUFFIX
+from bot.training.train import TRAINING_DATA, train, training_fingerprint
 
 
-# Only these folders hold Rasa training data (data/ also holds the taxonomy and
-# the grid directory, which Rasa must not try to read).
-TRAINING_DATA = ("data/nlu", "data/rules", "data/stories")
-
-
-def _input_files(root: Path, inputs: Iterable[str]) -> list[Path]:
-    files: list[Path] = []
-    for entry in inputs:
-        path = root / entry
-        if path.is_dir():
-            files.extend(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-            )
-        elif path.is_file():
-            files.append(path)
-    return sorted(files)
-
-
-def training_fingerprint(root: Path = PROJECT_ROOT, inputs: Iterable[str] = TRAINING_INPUTS) -> str:
-    """SHA-256 over the relative paths and contents of the training inputs."""
-    digest = hashlib.sha256()
-    for file in _input_files(root, inputs):
-        digest.update(str(file.relative_to(root)).encode())
-        digest.update(b"\0")
-        digest.update(file.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
-
-
-def model_path(fingerprint: str, models_dir: Path = MODELS_DIR) -> Path:
-    return models_dir / f"model-{fingerprint}.tar.gz"
+def model_path(fingerprint: str, models_dir: Path) -> Path:
+    """Where the launcher keeps the model of a fingerprint: models/model-<fingerprint>.tar.gz."""
+    return models_dir / f"model-{fingerprint}{MODEL_SUFFIX}"
 
 
 def rasa_command(*args: str) -> list[str]:
-    """The rasa CLI of this virtual environment."""
-    return [sys.executable, "-m", "rasa", *args]
+    """The rasa CLI of this virtual environment, with bot.rasa_patches installed."""
+    return [sys.executable, "-m", "bot.rasa_server", *args]
 
 
-def ensure_model(force: bool = False, models_dir: Path = MODELS_DIR) -> Path:
+def ensure_model(force: bool = False, models_dir: Path | None = None) -> Path:
     """Return the model for the current inputs, training it first if missing."""
-    fingerprint = training_fingerprint()
-    target = model_path(fingerprint, models_dir)
+    settings = get_settings()
+    models_dir = models_dir or settings.models_dir
+    target = model_path(training_fingerprint(), models_dir)
     if target.exists() and not force:
         return target
     print(f"Training model {target.name} (data, domain or config changed) ...", flush=True)
     started = time.monotonic()
     # Train under a temporary name and rename when complete: another process
     # looking for the model meanwhile must never load a half-written file.
-    partial = f"partial-{os.getpid()}-{target.name.removesuffix('.tar.gz')}"
-    subprocess.run(
-        rasa_command(
-            "train",
-            "--config",
-            "config.yml",
-            "--domain",
-            "domain.yml",
-            "--data",
-            *TRAINING_DATA,
-            "--out",
-            str(models_dir),
-            "--fixed-model-name",
-            partial,
-        ),
-        cwd=PROJECT_ROOT,
-        env=rasa_environment(get_settings()),
-        check=True,
+    partial = f"partial-{os.getpid()}-{target.name.removesuffix(MODEL_SUFFIX)}"
+    trained = train(
+        PROJECT_ROOT / "config.yml",
+        PROJECT_ROOT / "domain.yml",
+        [PROJECT_ROOT / d for d in TRAINING_DATA],
+        models_dir,
+        partial,
+        env=rasa_environment(settings),
     )
-    os.replace(models_dir / f"{partial}.tar.gz", target)
+    os.replace(trained, target)
     print(f"Trained in {time.monotonic() - started:.0f} s: {target}", flush=True)
     return target
 
@@ -138,15 +88,15 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
             "WEB_PORT": str(settings.web_port),
             "RASA_PORT": str(settings.rasa_port),
             "ACTIONS_PORT": str(settings.actions_port),
-            "REDIS_HOST": env.get("REDIS_HOST", "127.0.0.1"),
-            "REDIS_PORT": env.get("REDIS_PORT", "6379"),
-            "REDIS_DB": env.get("REDIS_DB", "0"),
-            # Rasa would otherwise send usage telemetry (no network here anyway)
-            "RASA_TELEMETRY_ENABLED": env.get("RASA_TELEMETRY_ENABLED", "false"),
-            # TensorFlow's start-up chatter hides the lines that matter
-            "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "REDIS_HOST": settings.redis_host,
+            "REDIS_PORT": str(settings.redis_port),
+            "REDIS_DB": str(settings.redis_db),
         }
     )
+    # Rasa would otherwise send usage telemetry (no network here anyway)
+    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    # TensorFlow's start-up chatter hides the lines that matter
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Rasa and the web app (which hot-swaps models with PUT /model) share one token.
     if settings.rasa_auth_token:
         env["RASA_AUTH_TOKEN"] = settings.rasa_auth_token
@@ -161,13 +111,8 @@ class Service:
     process: subprocess.Popen | None = None
 
 
-def rasa_token(settings: Settings) -> str | None:
-    """The token of Rasa's HTTP API: the settings', else RASA_AUTH_TOKEN."""
-    return settings.rasa_auth_token or os.environ.get("RASA_AUTH_TOKEN") or None
-
-
 def services(settings: Settings, model: Path, endpoints: str | None = None) -> list[Service]:
-    endpoints = endpoints or os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
+    endpoints = endpoints or settings.rasa_endpoints
     return [
         Service(
             "actions",
@@ -189,7 +134,7 @@ def services(settings: Settings, model: Path, endpoints: str | None = None) -> l
                 "--port",
                 str(settings.rasa_port),
                 "--enable-api",
-                *(["--auth-token", token] if (token := rasa_token(settings)) else []),
+                *(["--auth-token", token] if (token := settings.rasa_auth_token) else []),
             ),
             f"http://127.0.0.1:{settings.rasa_port}/",
         ),

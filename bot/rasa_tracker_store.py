@@ -25,12 +25,6 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot import rasa_patches
-
-# The Rasa server imports this module (endpoints.yml): the place to fix its
-# per-turn costs once.
-rasa_patches.install()
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SESSION_EVENTS = 200

@@ -123,6 +123,12 @@ class Settings:
     # inbox page is opened).
     nlu_data_dir: Path = PROJECT_ROOT / "data" / "nlu"
     review_ingest_interval_seconds: float = 10.0
+    # The Rasa server's endpoints file (endpoints.scale.yml: Redis lock store for
+    # several Rasa servers) and the Redis it names.
+    rasa_endpoints: str = "endpoints.yml"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -134,53 +140,45 @@ class Settings:
         return self.web_base_url.rstrip("/") or f"http://127.0.0.1:{self.web_port}"
 
 
-def _development_secret() -> str:
-    """A per-machine secret for signing web sessions when WEB_SECRET_KEY is
-    unset: generated once, kept in var/ (never committed), so sessions survive
-    restarts and every process of one installation agrees on it."""
-    path = VAR_DIR / "web-secret"
+def _var_secret(path: Path, nbytes: int, create: bool = True) -> str | None:
+    """A development secret kept in var/ (never committed): read, or generated once
+    (readable by this user only) when `create`; every process of one installation
+    agrees on it, whichever made it first."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
-        import secrets
+        if not create:
+            return None
+    import secrets
 
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(32)
-        try:
-            with path.open("x", encoding="utf-8") as handle:
-                handle.write(secret)
-            path.chmod(0o600)
-        except FileExistsError:  # another process was first
-            return path.read_text(encoding="utf-8").strip()
-        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(nbytes)
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(secret)
+        path.chmod(0o600)
+    except FileExistsError:  # another process was first
+        return path.read_text(encoding="utf-8").strip()
+    return secret
+
+
+def _development_secret() -> str:
+    """The secret signing web sessions when WEB_SECRET_KEY is unset (sessions then
+    survive restarts)."""
+    return _var_secret(VAR_DIR / "web-secret", 32) or ""
 
 
 DEV_RASA_TOKEN_FILE = VAR_DIR / "rasa-auth-token"
 
 
 def development_rasa_token(create: bool = False) -> str | None:
-    """The development token of Rasa's HTTP API, kept in var/ (never committed).
+    """The development token of Rasa's HTTP API.
 
     `create=True` (the launcher) generates it on first use, so that Rasa's model
     API is never served without a token; the CLI only reads it (a Rasa server
     started by `make run` in another shell).
     """
-    try:
-        return DEV_RASA_TOKEN_FILE.read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        if not create:
-            return None
-    import secrets
-
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    try:
-        with DEV_RASA_TOKEN_FILE.open("x", encoding="utf-8") as handle:
-            handle.write(token)
-        DEV_RASA_TOKEN_FILE.chmod(0o600)
-    except FileExistsError:  # another process was first
-        return DEV_RASA_TOKEN_FILE.read_text(encoding="utf-8").strip()
-    return token
+    return _var_secret(DEV_RASA_TOKEN_FILE, 24, create)
 
 
 def load_settings() -> Settings:
@@ -225,6 +223,10 @@ def load_settings() -> Settings:
         nlu_holdout_glob=_env("NLU_HOLDOUT_GLOB", "tests/data/holdout_*.yml") or "",
         nlu_data_dir=Path(_env("NLU_DATA_DIR") or PROJECT_ROOT / "data" / "nlu"),
         review_ingest_interval_seconds=float(_env("REVIEW_INGEST_INTERVAL_SECONDS", "10") or 10),
+        rasa_endpoints=_env("RASA_ENDPOINTS", "endpoints.yml") or "endpoints.yml",
+        redis_host=_env("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
+        redis_port=_int_env("REDIS_PORT", 6379),
+        redis_db=_int_env("REDIS_DB", 0),
     )
 
 

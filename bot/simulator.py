@@ -21,9 +21,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from sqlalchemy import select
@@ -32,7 +30,7 @@ from sqlalchemy.orm import Session
 from bot.channels import wechat_sender
 from bot.settings import Settings
 from bot.store.models import Grid, Ticket
-from bot.taxonomy import get_taxonomy
+from bot.tickets import display
 
 # Development credentials for the customer-service API stand-in, used by `make run`
 # only when no real WECHAT_APP_SECRET is configured. Plaintext mode: no AES key.
@@ -45,18 +43,6 @@ MAX_TEXT_CHARS = 600  # WeChat caps a text message at 2,048 bytes; leave room
 MAX_LABEL_CHARS = 100
 MAX_URL_CHARS = 500
 UNAVAILABLE = "该公众号暂时无法提供服务，请稍后再试"  # what WeChat shows on a failed reply
-
-# How a ticket's status reads in the simulator's "我的工单" panel.
-STATUS_LABELS = {
-    "open": "待处理",
-    "accepted": "处理中",
-    "escalated": "已上报",
-    "resolved": "已处理",
-    "closed": "已办结",
-    "cancelled": "已撤销",
-}
-LEVEL_LABELS = {"grid": "网格", "community": "社区", "street": "街道"}
-
 
 # -- development wiring (bot/launcher.py) ------------------------------------------------
 
@@ -329,32 +315,19 @@ def resident_tickets(
         .scalars()
         .all()
     )
-    taxonomy = get_taxonomy()
-    zone = ZoneInfo(timezone)
-    lines = []
-    for ticket in tickets:
-        category = taxonomy.by_code(ticket.category_code)
-        worker = ticket.assignee or (ticket.grid.worker if ticket.grid else None)
-        lines.append(
-            {
-                "number": ticket.number,
-                "category": category.label if category else ticket.category_code,
-                "status": ticket.status,
-                "status_label": STATUS_LABELS.get(ticket.status, ticket.status),
-                "level": LEVEL_LABELS.get(ticket.level, ticket.level),
-                "community": ticket.community.name if ticket.community else None,
-                "grid": ticket.grid.name if ticket.grid else None,
-                "grid_code": ticket.grid.code if ticket.grid else None,
-                "worker": worker.name if worker else None,
-                "created": _local_text(ticket.created_at, zone),
-                "description": ticket.description,
-            }
-        )
-    return lines
-
-
-def _local_text(moment: datetime | None, zone: ZoneInfo) -> str | None:
-    if moment is None:
-        return None
-    local = moment.astimezone(zone)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
+    return [
+        {
+            "number": ticket.number,
+            "category": display.category_label(ticket.category_code),
+            "status": ticket.status,
+            "status_label": display.status_label(ticket.status),
+            "level": display.level_label(ticket.level),
+            "community": ticket.community.name if ticket.community else None,
+            "grid": ticket.grid.name if ticket.grid else None,
+            "grid_code": ticket.grid.code if ticket.grid else None,
+            "handler": display.handler_of(ticket),
+            "created": display.resident_time(ticket.created_at, timezone),
+            "description": ticket.description,
+        }
+        for ticket in tickets
+    ]

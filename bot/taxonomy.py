@@ -1,8 +1,12 @@
 """The taxonomy contract (data/taxonomy.yml, a copy of shared/spec/taxonomy.yml).
 
 Intent names and category codes are fixed there; everything that needs to know
-which intent opens which kind of ticket, at which level and with which SLA reads
-it through this module.
+which intent opens which kind of ticket, at which level, handled by whom and
+with which SLA reads it through this module.
+
+Our copy may add fields to the contract's categories (`handled_by`); the
+parser reads the fields it knows and ignores others, so that a field added
+later (e.g. `public:`) does not break an older reader.
 """
 
 from __future__ import annotations
@@ -15,6 +19,22 @@ import yaml
 
 from bot.settings import get_settings
 
+# Who takes a matter on at its level (the `handled_by` field of taxonomy.yml).
+GRID_WORKER = "grid_worker"
+COMMUNITY_OFFICE = "community_office"
+MEDIATION_COMMITTEE = "mediation_committee"
+RESIDENTS_COUNCIL = "residents_council"
+HANDLERS_BY_LEVEL = {
+    "grid": (GRID_WORKER,),
+    "community": (COMMUNITY_OFFICE, MEDIATION_COMMITTEE, RESIDENTS_COUNCIL),
+}
+# When a copy of the contract carries no handled_by: the plain body of the level.
+DEFAULT_HANDLER = {"grid": GRID_WORKER, "community": COMMUNITY_OFFICE}
+
+
+class TaxonomyError(ValueError):
+    """taxonomy.yml says something this module cannot work with."""
+
 
 @dataclass(frozen=True)
 class Category:
@@ -25,6 +45,11 @@ class Category:
     level: str  # grid | community
     sla_hours: int
     covers: str
+    handled_by: str = ""  # see HANDLERS_BY_LEVEL; "" = the level's default
+
+    def __post_init__(self) -> None:
+        if not self.handled_by and self.level in DEFAULT_HANDLER:
+            object.__setattr__(self, "handled_by", DEFAULT_HANDLER[self.level])
 
 
 # Matters of our own that are not categories of the contract (and so not
@@ -38,6 +63,7 @@ HANDOFF = Category(
     level="grid",
     sla_hours=24,
     covers="a resident asks a community worker to call back",
+    handled_by=GRID_WORKER,
 )
 
 
@@ -63,20 +89,29 @@ class Taxonomy:
         return next((c for c in self.categories + self.internal if c.code == code), None)
 
 
+def _category(raw: dict) -> Category:
+    category = Category(
+        intent=raw["intent"],
+        code=raw["code"],
+        label=raw["label"],
+        kind=raw["kind"],
+        level=raw["level"],
+        sla_hours=int(raw["sla_hours"]),
+        covers=raw.get("covers", ""),
+        handled_by=raw.get("handled_by") or "",
+    )
+    allowed = HANDLERS_BY_LEVEL.get(category.level, ())
+    if category.handled_by not in allowed:
+        raise TaxonomyError(
+            f"{category.code}: handled_by {category.handled_by!r} is not one of "
+            f"{', '.join(allowed)} (level {category.level!r})"
+        )
+    return category
+
+
 def parse_taxonomy(text: str) -> Taxonomy:
     raw = yaml.safe_load(text)
-    categories = tuple(
-        Category(
-            intent=c["intent"],
-            code=c["code"],
-            label=c["label"],
-            kind=c["kind"],
-            level=c["level"],
-            sla_hours=int(c["sla_hours"]),
-            covers=c.get("covers", ""),
-        )
-        for c in raw["categories"]
-    )
+    categories = tuple(_category(c) for c in raw["categories"])
     dialogue = tuple(d["intent"] for d in raw["dialogue"])
     return Taxonomy(categories=categories, dialogue_intents=dialogue)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +21,11 @@ import pytest
 
 from bot import launcher
 from bot.settings import load_settings
+from tests.fakes import FakeRobot, FakeWeChatApi, serve_on_loopback
+
+# The database fixtures (SQLite always, PostgreSQL with TEST_DATABASE_URL) of every
+# test of bot/ that needs the ticket database: tests/database.py.
+pytest_plugins = ["tests.database"]
 
 SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
 
@@ -182,3 +187,21 @@ def rasa_stack(rasa_stack_factory: StackFactory) -> Iterator[RasaStack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture
+async def fake_wechat_api() -> AsyncIterator[FakeWeChatApi]:
+    """WeChat's token and customer-service endpoints on a free port of 127.0.0.1."""
+    fake = FakeWeChatApi()
+    async with serve_on_loopback(fake.routes()) as url:
+        fake.url = url
+        yield fake
+
+
+@pytest.fixture
+async def fake_robot() -> AsyncIterator[FakeRobot]:
+    """A WeCom group robot on a free port of 127.0.0.1."""
+    fake = FakeRobot()
+    async with serve_on_loopback([("POST", "/cgi-bin/webhook/send", fake.send)]) as url:
+        fake.url = url
+        yield fake

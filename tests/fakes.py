@@ -1,12 +1,26 @@
-"""Fakes of outside services run as real HTTP servers on 127.0.0.1."""
+"""Fakes of outside services run as real HTTP servers on 127.0.0.1.
+
+WeChat's API (`FakeWeChatApi`) and a WeCom group robot (`FakeRobot`); the
+fixtures `fake_wechat_api` and `fake_robot` (tests/conftest.py) serve them.
+`TrackerLog` writes Rasa's conversation log as Rasa's SQL tracker store does.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from bot.conversation_log import RASA_EVENTS_DDL
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,3 +37,192 @@ async def serve_on_loopback(routes: Iterable[tuple[str, str, Handler]]) -> Async
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+# The account the fake WeChat API knows (WeChat's documentation example appid).
+APPID = "wxb11529c136998cb6"
+APP_SECRET = "test-secret"
+
+
+@dataclass
+class FakeWeChatApi:
+    """WeChat's token and customer-service endpoints, recording what they receive."""
+
+    url: str = ""
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    sends: list[dict[str, Any]] = field(default_factory=list)
+    send_tokens: list[str] = field(default_factory=list)
+    # errcodes to answer the next sends with (then 0); a token error makes the current
+    # token invalid, as when another process refreshed it.
+    send_errcodes: list[int] = field(default_factory=list)
+    expires_in: int = 7200
+    issued: int = 0
+    current_token: str | None = None
+    sent_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def token(self, request: web.Request) -> web.Response:
+        self.token_requests.append(dict(request.query))
+        if request.query.get("appid") != APPID or request.query.get("secret") != APP_SECRET:
+            return web.json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        self.issued += 1
+        self.current_token = f"ACCESS_TOKEN_{self.issued}"
+        return web.json_response(
+            {"access_token": self.current_token, "expires_in": self.expires_in}
+        )
+
+    async def send(self, request: web.Request) -> web.Response:
+        token = request.query.get("access_token", "")
+        self.send_tokens.append(token)
+        if token != self.current_token:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        if self.send_errcodes:
+            errcode = self.send_errcodes.pop(0)
+            if errcode in (40001, 42001):
+                self.current_token = None
+            return web.json_response({"errcode": errcode, "errmsg": "fake error"})
+        raw = await request.read()
+        self.sends.append({"raw": raw, "json": await request.json()})
+        self.sent_event.set()
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def wait_for_sends(self, count: int, timeout: float = 5.0) -> None:
+        async def wait() -> None:
+            while len(self.sends) < count:
+                self.sent_event.clear()
+                await self.sent_event.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", "/cgi-bin/token", self.token),
+            ("POST", "/cgi-bin/message/custom/send", self.send),
+        ]
+
+
+@dataclass
+class FakeRobot:
+    """POST /cgi-bin/webhook/send?key=...; answers from `script`, then errcode 0.
+
+    Script entries: ("ok",), ("http", status), ("errcode", code), ("sleep", seconds).
+    """
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    script: list[tuple[Any, ...]] = field(default_factory=list)
+    delay: float = 0.0
+    always: tuple[Any, ...] | None = None
+
+    async def send(self, request: web.Request) -> web.Response:
+        step = self.script.pop(0) if self.script else (self.always or ("ok",))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if step[0] == "sleep":
+            await asyncio.sleep(step[1])
+        if step[0] == "http":
+            return web.Response(status=step[1], text="server error")
+        if step[0] == "errcode":
+            return web.json_response({"errcode": step[1], "errmsg": "fake refusal"})
+        raw = await request.read()
+        self.received.append(
+            {"key": request.query.get("key"), "json": await request.json(), "raw": raw}
+        )
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    def contents(self) -> list[str]:
+        return [r["json"]["markdown"]["content"] for r in self.received]
+
+
+# -- Rasa's conversation log ------------------------------------------------------------
+
+
+class TrackerLog:
+    """Writes events the way Rasa's SQL tracker store does (plain SQL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self.clock = time.time() - 3600
+        with sqlite3.connect(path) as connection:
+            for ddl in RASA_EVENTS_DDL:
+                connection.execute(ddl)
+
+    def _insert(
+        self,
+        sender: str,
+        type_name: str,
+        stamp: float,
+        intent: str | None,
+        action: str | None,
+        data: dict,
+    ) -> int:
+        with sqlite3.connect(self.path) as connection:
+            cursor = connection.execute(
+                "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, "
+                "data) VALUES (?, ?, ?, ?, ?, ?)",
+                (sender, type_name, stamp, intent, action, json.dumps(data)),
+            )
+            return int(cursor.lastrowid)
+
+    def user(
+        self,
+        text: str,
+        intent: str | None = "greet",
+        confidence: float = 0.9,
+        second: str | None = None,
+        second_confidence: float = 0.0,
+        *,
+        sender: str = "oResident1",
+        at: float | None = None,
+        fallback: bool = False,
+        original: str | None = None,
+    ) -> int:
+        """Log a resident message (and the action_listen after it); its event id."""
+        self.clock += 60
+        stamp = at if at is not None else self.clock
+        ranking = []
+        if intent:
+            ranking.append({"name": intent, "confidence": confidence})
+        if second:
+            ranking.append({"name": second, "confidence": second_confidence})
+        predicted = {"name": intent, "confidence": confidence}
+        if fallback:
+            predicted = {"name": "nlu_fallback", "confidence": 0.4}
+            ranking.insert(0, dict(predicted))
+        parse = {
+            "intent": predicted,
+            "entities": [],
+            "text": text,
+            "message_id": f"m{stamp}",
+            "metadata": {},
+            "intent_ranking": ranking,
+        }
+        if original is not None:
+            parse["original_text"] = original
+        data = {
+            "event": "user",
+            "timestamp": stamp,
+            "metadata": {},
+            "text": original if original is not None else text,
+            "parse_data": parse,
+            "input_channel": "wechat",
+            "message_id": f"m{stamp}",
+        }
+        event_id = self._insert(sender, "user", stamp, predicted["name"], None, data)
+        self._insert(
+            sender,
+            "action",
+            stamp + 0.5,
+            None,
+            "action_listen",
+            {"event": "action", "timestamp": stamp + 0.5, "name": "action_listen"},
+        )
+        return event_id
+
+    def bot(self, text: str, *, sender: str = "oResident1", at: float | None = None) -> int:
+        """Log the assistant's answer (a `bot` event: never a resident's message)."""
+        self.clock += 1
+        stamp = at if at is not None else self.clock
+        return self._insert(
+            sender, "bot", stamp, None, None, {"event": "bot", "timestamp": stamp, "text": text}
+        )

@@ -1,18 +1,87 @@
-"""The faster action-response validation accepts and refuses exactly as Rasa's."""
+"""bot.rasa_patches: written for one Rasa release, called by Rasa, installed where the
+server starts, and accepting and refusing exactly as Rasa's own check."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+import rasa
+from aiohttp import web
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
+from rasa.core.channels.channel import CollectingOutputChannel
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
 
-from bot import rasa_patches
+from bot import launcher, rasa_patches
+from bot.settings import PROJECT_ROOT, load_settings
+from tests.fakes import serve_on_loopback
 
 
 @pytest.fixture(scope="module")
 def action() -> RemoteAction:
-    rasa_patches.install()
+    assert rasa_patches.install()
     return RemoteAction("action_submit_report", None)
+
+
+def test_the_patch_was_written_for_the_installed_rasa():
+    # A new Rasa release: check that RemoteAction._validate_action_result still does
+    # what the patch replaces (and that Rasa still calls it), then update RASA_VERSION.
+    assert rasa.__version__ == rasa_patches.RASA_VERSION
+
+
+async def test_rasa_calls_the_patched_method_for_every_action_response(monkeypatch):
+    assert rasa_patches.install()
+    calls = []
+    patched = RemoteAction._validate_action_result
+
+    def spy(self, result):
+        calls.append(result)
+        return patched(self, result)
+
+    def unpatched(*args, **kwargs):
+        raise AssertionError("Rasa validated the response without the patch")
+
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", spy)
+    monkeypatch.setattr("jsonschema.validate", unpatched)
+    answer = {"events": [{"event": "slot", "name": "category", "value": None}], "responses": []}
+
+    async def webhook(request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    async with serve_on_loopback([("POST", "/webhook", webhook)]) as url:
+        action = RemoteAction("action_submit_report", EndpointConfig(url + "/webhook"))
+        domain = Domain.empty()
+        tracker = DialogueStateTracker("resident", domain.slots)
+        events = await action.run(
+            CollectingOutputChannel(), TemplatedNaturalLanguageGenerator({}), tracker, domain
+        )
+    assert calls == [answer]
+    assert [e.as_dict()["event"] for e in events] == ["slot"]
+
+
+def test_the_rasa_server_entry_installs_the_patch_before_rasa_runs():
+    # A fresh process, as the launcher starts it: Rasa's main must find the patch in place.
+    check = (
+        "import rasa.__main__ as m\n"
+        "from rasa.core.actions.action import RemoteAction\n"
+        "m.main = lambda: print(RemoteAction._validate_action_result.__module__)\n"
+        "from bot import rasa_server\n"
+        "rasa_server.main(['run'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", check], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "bot.rasa_patches"
+    # and the launcher starts the Rasa server through that entry
+    rasa_service = next(
+        s for s in launcher.services(load_settings(), PROJECT_ROOT / "m.tar.gz") if s.name == "rasa"
+    )
+    assert rasa_service.command[1:3] == ["-m", "bot.rasa_server"]
 
 
 def test_a_valid_response_passes(action):
@@ -37,3 +106,12 @@ def test_install_is_idempotent():
     first = RemoteAction._validate_action_result
     rasa_patches.install()
     assert RemoteAction._validate_action_result is first
+
+
+def test_another_rasa_release_is_left_as_it_ships(monkeypatch, caplog):
+    monkeypatch.setattr(rasa_patches, "_installed", False)
+    monkeypatch.setattr(rasa, "__version__", "3.7.0")
+    before = RemoteAction._validate_action_result
+    assert rasa_patches.install() is False
+    assert RemoteAction._validate_action_result is before
+    assert "written for Rasa 3.6.21, not 3.7.0" in caplog.text

@@ -240,17 +240,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument(
         "--plaintext", action="store_true", help="plaintext mode even if safe mode is set"
     )
-    # bot.cli dispatches on `handler`; `func` is the common argparse convention.
-    parser.set_defaults(handler=run, func=run)
+    parser.set_defaults(handler=run)  # bot.cli dispatches on `handler`
     return parser
-
-
-def add_cli(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `wechat-send` on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "wechat-send", help="post a message to the WeChat webhook as WeChat's server does"
-    )
-    return configure_parser(parser)
 
 
 def run(args: argparse.Namespace) -> int:

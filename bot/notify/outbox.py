@@ -20,14 +20,13 @@ import asyncio
 import logging
 import re
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.settings import Settings, get_settings
 from bot.store.models import Notification, Ticket, Worker, aware
-from bot.taxonomy import get_taxonomy
+from bot.tickets import display
 
 logger = logging.getLogger(__name__)
 
@@ -119,51 +118,20 @@ def _md_safe(text: str) -> str:
     )
 
 
-def _local_text(dt: datetime | None) -> str:
-    if dt is None:
-        return "未设定"
-    local = dt.astimezone(ZoneInfo(get_settings().timezone))
-    return f"{local:%Y-%m-%d %H:%M}"
-
-
-def _category_label(ticket: Ticket) -> str:
-    category = get_taxonomy().by_code(ticket.category_code)
-    return category.label if category else ticket.category_code
-
-
 def _address(ticket: Ticket) -> str:
-    parts = [ticket.community.name if ticket.community else ""]
-    if ticket.building is not None:
-        parts.append(f"{ticket.building}号楼")
-    if ticket.unit:
-        parts.append(f"{ticket.unit}单元")
-    if ticket.room:
-        parts.append(str(ticket.room))
-    text = "".join(parts)
-    if ticket.address_text and ticket.address_text not in text:
-        text = f"{text}（{ticket.address_text}）" if text else ticket.address_text
-    if not text and ticket.lat is not None and ticket.lon is not None:
-        text = f"位置 {ticket.lat:.5f}, {ticket.lon:.5f}"
-    return text or "未提供"
-
-
-def _office(ticket: Ticket) -> str:
-    community = ticket.community
-    if ticket.level == "street":
-        street = community.street if community else None
-        return (street.office_name or street.name) if street else "街道办事处"
-    if community is None:
-        return "社区居委会"
-    return community.office_name or f"{community.name}居委会"
+    """The address, and the resident's own words for it when they say more."""
+    place = display.place_of(ticket)
+    label = display.address_label(place) or display.NO_ADDRESS
+    words = display.words_beside(label, place)
+    return f"{label}（{words}）" if words else label
 
 
 def _handler_line(ticket: Ticket) -> str:
     """Who should act, naming the worker and mentioning them in the group."""
     worker: Worker | None = ticket.assignee
     if worker is None:
-        return f"办理单位：{_office(ticket)}"
-    role = "网格员" if worker.role == "grid_worker" else "经办人"
-    line = f"{role}：{_md_safe(worker.name)}"
+        return f"办理单位：{display.office_of(ticket)}"
+    line = f"{display.role_label(worker.role)}：{_md_safe(worker.name)}"
     if worker.wecom_userid:
         line += f" <@{worker.wecom_userid}>"
     elif worker.phone:
@@ -218,29 +186,38 @@ def _add(
 # -- to workers ------------------------------------------------------------------------
 
 
+def _to_robot(
+    session: Session, ticket: Ticket, kind: str, title: str, lines: list[str], now: datetime | None
+) -> Notification | None:
+    """A markdown message to the ticket's WeCom robot; None when it has no key."""
+    key = robot_key_for(ticket)
+    if key is None:
+        return None
+    payload = _wecom_markdown(title, lines, ticket, _handler_line(ticket))
+    return _add(
+        session, ticket, channel="wecom", target=key, kind=kind, payload=payload, now=aware(now)
+    )
+
+
+def _category_line(ticket: Ticket, highlight: bool = True) -> str:
+    label = _md_safe(display.category_label(ticket.category_code))
+    return f'> 类别：<font color="warning">{label}</font>' if highlight else f"> 类别：{label}"
+
+
+def _address_line(ticket: Ticket) -> str:
+    return f"> 地址：{_md_safe(_address(ticket))}"
+
+
 def enqueue_new_ticket(
     session: Session, ticket: Ticket, now: datetime | None = None
 ) -> Notification | None:
     """Tell the grid's (or community's) robot about a new ticket; None without a key."""
-    key = robot_key_for(ticket)
-    if key is None:
-        return None
-    now = aware(now)
     lines = [
-        f'> 类别：<font color="warning">{_md_safe(_category_label(ticket))}</font>',
-        f"> 地址：{_md_safe(_address(ticket))}",
-        f"> 办理时限：{_local_text(ticket.due_at)}",
+        _category_line(ticket),
+        _address_line(ticket),
+        f"> 办理时限：{display.deadline_text(ticket.due_at)}",
     ]
-    payload = _wecom_markdown(f"新工单 {ticket.number}", lines, ticket, _handler_line(ticket))
-    return _add(
-        session,
-        ticket,
-        channel="wecom",
-        target=key,
-        kind=KIND_NEW_TICKET,
-        payload=payload,
-        now=now,
-    )
+    return _to_robot(session, ticket, KIND_NEW_TICKET, f"新工单 {ticket.number}", lines, now)
 
 
 def enqueue_escalated(
@@ -251,25 +228,13 @@ def enqueue_escalated(
     After escalation the ticket is above grid level, so this goes to the
     community's robot; None without a key.
     """
-    key = robot_key_for(ticket)
-    if key is None:
-        return None
     lines = [
         f"> 原因：{_md_safe(reason)}",
-        f'> 类别：<font color="warning">{_md_safe(_category_label(ticket))}</font>',
-        f"> 地址：{_md_safe(_address(ticket))}",
-        f"> 新办理时限：{_local_text(ticket.due_at)}",
+        _category_line(ticket),
+        _address_line(ticket),
+        f"> 新办理时限：{display.deadline_text(ticket.due_at)}",
     ]
-    payload = _wecom_markdown(f"工单升级 {ticket.number}", lines, ticket, _handler_line(ticket))
-    return _add(
-        session,
-        ticket,
-        channel="wecom",
-        target=key,
-        kind=KIND_ESCALATED,
-        payload=payload,
-        now=aware(now),
-    )
+    return _to_robot(session, ticket, KIND_ESCALATED, f"工单升级 {ticket.number}", lines, now)
 
 
 def enqueue_reopened(
@@ -280,58 +245,28 @@ def enqueue_reopened(
     now: datetime | None = None,
 ) -> Notification | None:
     """Tell the worker's robot that the ticket is open again (e.g. resident not satisfied)."""
-    key = robot_key_for(ticket)
-    if key is None:
-        return None
-    now = aware(now)
     unsatisfied = (data or {}).get("rating") == "unsatisfied"
     headline = "居民不满意，工单已重新打开" if unsatisfied else "工单已重新打开"
     lines = [
         f'> <font color="warning">{headline}</font>',
-        f"> 类别：{_md_safe(_category_label(ticket))}",
-        f"> 地址：{_md_safe(_address(ticket))}",
+        _category_line(ticket, highlight=False),
+        _address_line(ticket),
     ]
     if reason:
         lines.append(f"> 原因：{_md_safe(_excerpt(reason, EXCERPT_CHARS))}")
-    lines.append(f"> 新办理时限：{_local_text(ticket.due_at)}")
-    payload = _wecom_markdown(
-        f"工单 {ticket.number} 重新打开", lines, ticket, _handler_line(ticket)
-    )
-    return _add(
-        session,
-        ticket,
-        channel="wecom",
-        target=key,
-        kind=KIND_REOPENED,
-        payload=payload,
-        now=now,
-    )
+    lines.append(f"> 新办理时限：{display.deadline_text(ticket.due_at)}")
+    title = f"工单 {ticket.number} 重新打开"
+    return _to_robot(session, ticket, KIND_REOPENED, title, lines, now)
 
 
 # -- to residents ----------------------------------------------------------------------
 
 
-def _subject(ticket: Ticket) -> str:
-    label = _category_label(ticket)
-    if ticket.kind == "handoff":
-        return "您请工作人员联系您的事"
-    if ticket.kind == "service":
-        return f"您申请办理的{label}事项"
-    if ticket.kind == "proposal":
-        return f"您提出的{label}事项"
-    return f"您反映的{label}问题"
-
-
 def resident_text(ticket: Ticket, kind: str, note: str | None = None) -> str:
     """What the resident is told when the ticket is accepted or resolved."""
-    subject = _subject(ticket)
+    subject = display.resident_subject(ticket.kind, display.category_label(ticket.category_code))
     if kind == KIND_ACCEPTED:
-        worker = ticket.assignee
-        if worker is not None:
-            role = "网格员" if worker.role == "grid_worker" else "工作人员"
-            who = f"{role}{worker.name}"
-        else:
-            who = _office(ticket)
+        who = display.handler_of(ticket)
         text = f"{subject}（工单号{ticket.number}）已由{who}受理，正在处理。"
         if note:
             text += f"\n处理说明：{_excerpt(note, NOTE_CHARS)}"

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from bot.review.text import bigrams, clean_example, example_problem, near_duplicate, shape
 from bot.settings import PROJECT_ROOT
@@ -265,3 +266,12 @@ def _write_atomically(path: Path, content: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def ready_to_export(session: Session) -> int:
+    """Decisions that become training examples on the next export."""
+    return session.execute(
+        select(func.count())
+        .select_from(ReviewDecision)
+        .where(ReviewDecision.action != "dismiss", ReviewDecision.intent.isnot(None))
+    ).scalar_one()

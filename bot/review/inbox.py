@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.review.export import ready_to_export
 from bot.review.groups import refresh_groups
 from bot.store.models import (
     Grid,
@@ -39,7 +40,7 @@ from bot.store.models import (
     aware,
 )
 from bot.taxonomy import Taxonomy, get_taxonomy
-from bot.tickets.state import STATUS_LABELS, Status
+from bot.tickets import display
 
 __all__ = [
     "ACTIONS",
@@ -486,11 +487,6 @@ def aware_utc(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _label(taxonomy: Taxonomy, code: str | None) -> str:
-    category = taxonomy.by_code(code or "")
-    return category.label if category else (code or "")
-
-
 def _ticket_refs(
     session: Session, ticket_ids: Iterable[int], taxonomy: Taxonomy
 ) -> dict[int, TicketRef]:
@@ -509,8 +505,8 @@ def _ticket_refs(
             changes[ticket_id].append(f"网格：{before}→{data.get('to_grid')}")
         elif data.get("category_to"):
             changes[ticket_id].append(
-                f"类别：{_label(taxonomy, data.get('category_from'))}→"
-                f"{_label(taxonomy, data.get('category_to'))}"
+                f"类别：{display.category_label(data.get('category_from') or '', taxonomy)}→"
+                f"{display.category_label(data.get('category_to'), taxonomy)}"
             )
     refs = {}
     for ticket_id, number, code, status, grid in session.execute(
@@ -520,8 +516,8 @@ def _ticket_refs(
     ):
         refs[ticket_id] = TicketRef(
             number=number,
-            category=_label(taxonomy, code),
-            status_label=STATUS_LABELS.get(Status(status), status),
+            category=display.category_label(code, taxonomy),
+            status_label=display.status_label(status),
             grid=grid,
             change="；".join(changes.get(ticket_id, [])),
         )
@@ -702,10 +698,49 @@ def undo(session: Session, hashes: Iterable[str]) -> int:
     return len(ids)
 
 
-def pending_counts(session: Session) -> dict[str, int]:
-    """Messages and groups still to review (for headers and links)."""
-    m = ReviewMessage
-    messages, groups = session.execute(
-        select(func.count(), func.count(func.distinct(m.norm_hash))).where(m.decision_id.is_(None))
-    ).one()
-    return {"messages": int(messages), "groups": int(groups)}
+# -- the inbox page -----------------------------------------------------------------------
+
+# Names of the conversation intents (categories have their labels in taxonomy.yml).
+DIALOGUE_LABELS = {
+    "greet": "问候",
+    "goodbye": "告别",
+    "thank": "感谢",
+    "affirm": "肯定",
+    "deny": "否定",
+    "bot_challenge": "问是不是机器人",
+    "check_ticket": "查询进度",
+    "cancel_ticket": "撤回诉求",
+    "request_human": "找工作人员",
+    "inform_address": "告知地址",
+    "out_of_scope": "超出范围",
+    "nlu_fallback": "未听懂",
+}
+
+
+def intent_labels(taxonomy: Taxonomy) -> dict[str, str]:
+    """What admins read for each intent the inbox may show."""
+    labels = dict(DIALOGUE_LABELS)
+    for category in taxonomy.categories:
+        labels[category.intent] = category.label
+    return labels
+
+
+@dataclass(frozen=True)
+class InboxView:
+    page: InboxPage
+    grids: list[str]  # active grid codes, for the grid filter
+    ready_to_export: int
+
+
+def inbox_view(
+    session: Session, query: InboxQuery, tz: ZoneInfo | str, taxonomy: Taxonomy
+) -> InboxView:
+    """Everything the inbox page shows, in one read-only transaction."""
+    grids = session.execute(
+        select(Grid.code).where(Grid.active.is_(True)).order_by(Grid.code)
+    ).scalars()
+    return InboxView(
+        page=load_inbox(session, query, tz, taxonomy),
+        grids=list(grids),
+        ready_to_export=ready_to_export(session),
+    )

@@ -23,6 +23,7 @@ PostgreSQL) and the log's event id is unique in review_messages.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,8 +36,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.conversation_log import ConversationLog, LoggedMessage, parse_user_event
 from bot.review.groups import refresh_groups
-from bot.review.log import LoggedMessage, is_sqlite, parse_user_event, read_user_events
 from bot.review.text import text_hash
 from bot.store.db import session_scope
 from bot.store.models import (
@@ -49,7 +50,7 @@ from bot.store.models import (
 )
 from bot.taxonomy import Taxonomy, get_taxonomy
 
-__all__ = ["IngestResult", "TicketFacts", "ingest", "ticket_facts"]
+__all__ = ["IngestResult", "LogCopier", "TicketFacts", "ingest", "ticket_facts"]
 
 WATERMARK_EVENTS = "review:events"
 WATERMARK_TICKETS = "review:tickets"
@@ -251,7 +252,7 @@ def _row(message: LoggedMessage) -> dict[str, Any]:
 
 def _ingest_batch(
     engine: Engine,
-    log: Engine,
+    log: ConversationLog,
     batch_size: int,
     result: IngestResult,
     taxonomy: Taxonomy,
@@ -260,9 +261,9 @@ def _ingest_batch(
     """Copy one batch; True when there may be more to read."""
     with session_scope(engine, readonly=True) as session:
         start = watermark(session)
-    events = read_user_events(log, start, batch_size)
+    events = log.user_events(start, batch_size)
     if recheck and start > 0:
-        events = read_user_events(log, max(0, start - EVENT_OVERLAP), EVENT_OVERLAP, start) + events
+        events = log.user_events(max(0, start - EVENT_OVERLAP), EVENT_OVERLAP, start) + events
     if not events:  # nothing new: no write transaction at all
         result.last_event_id = start
         return False
@@ -454,15 +455,15 @@ def _sync_ticket_changes(engine: Engine, result: IngestResult, taxonomy: Taxonom
 
 def ingest(
     engine: Engine,
-    log: Engine | None,
+    log: ConversationLog | None,
     *,
     batch_size: int = BATCH_SIZE,
     max_batches: int | None = None,
     time_budget: float | None = None,
     taxonomy: Taxonomy | None = None,
 ) -> IngestResult:
-    """Bring review_messages up to date with the log (`log`: see bot.review.log.open_log;
-    None: no log yet) and with the tickets.
+    """Bring review_messages up to date with the conversation log (None: no log
+    at all) and with the tickets.
 
     `max_batches` / `time_budget` (seconds) bound the work of one call (the
     inbox page calls with a budget; a background task catches up the rest);
@@ -472,7 +473,7 @@ def ingest(
     result = IngestResult()
     started = time.monotonic()
     if log is not None:
-        recheck = not is_sqlite(log)
+        recheck = not log.reads_in_commit_order
         while True:
             if max_batches is not None and result.batches >= max_batches:
                 result.caught_up = False
@@ -492,3 +493,25 @@ def ingest(
     _link_new_tickets(engine, result, taxonomy)
     _sync_ticket_changes(engine, result, taxonomy)
     return result
+
+
+class LogCopier:
+    """Copies from one conversation log, one copy at a time: a caller that finds a
+    copy running skips its own (the web app's pages and its background task)."""
+
+    def __init__(self, log: ConversationLog) -> None:
+        self.log = log
+        self._lock = threading.Lock()
+        self.last: IngestResult | None = None
+
+    def copy(
+        self, engine: Engine, time_budget: float | None = None, max_batches: int | None = None
+    ) -> IngestResult | None:
+        """Copy what is new; None when there is no log yet or a copy is running."""
+        if self.log.engine() is None or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self.last = ingest(engine, self.log, time_budget=time_budget, max_batches=max_batches)
+            return self.last
+        finally:
+            self._lock.release()

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.review.export import nlu_examples
+from bot.review.export import nlu_examples, ready_to_export
 from bot.store.models import ReviewDecision, ReviewMessage
 from bot.taxonomy import Taxonomy, get_taxonomy
 
@@ -69,6 +69,7 @@ class Insights:
     min_examples: int
     ambiguous_margin: float
     examples_total: int
+    ready_to_export: int = 0  # decisions the next export turns into examples
 
 
 def count_examples(nlu_dir: str | os.PathLike[str]) -> Tally[str]:
@@ -170,4 +171,5 @@ def load_insights(
         min_examples=min_examples,
         ambiguous_margin=ambiguous_margin,
         examples_total=sum(examples.values()),
+        ready_to_export=ready_to_export(session),
     )

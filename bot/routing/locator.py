@@ -8,9 +8,9 @@ Rules (shared/spec/grid-directory.md):
 - a location (lat, lon) -> the active grid whose polygon contains it.
 
 Routing (`Locator.route`): grid-level categories go to the grid worker;
-community-level ones (disputes -> people's mediation committee, proposals ->
-residents' council, certificates/subsidies/relocation -> the office) go to the
-community office and still record the grid. Without a grid everything goes to
+community-level ones go to the community office (or the body of it that
+taxonomy.yml's `handled_by` names: the people's mediation committee, the
+residents' council) and still record the grid. Without a grid everything goes to
 the community office. The reason is a Chinese sentence stored on the ticket.
 
 A Locator works on an immutable snapshot of the directory. `get_locator`
@@ -31,6 +31,7 @@ from bot.routing.address import AddressParser, ParsedAddress, normalise
 from bot.routing.directory import Directory, directory_revision
 from bot.routing.geo import Polygon
 from bot.store.models import Community, Grid, GridBuilding
+from bot.tickets import display
 
 
 class CategoryLike(Protocol):
@@ -38,6 +39,7 @@ class CategoryLike(Protocol):
     label: str
     level: str
     kind: str
+    handled_by: str
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,6 @@ class Route:
     grid_id: int | None = None
 
 
-_MEDIATION = ("NEIGHBOUR_DISPUTE", "INHERITANCE")
-
-
 class Locator:
     def __init__(self, snapshot: DirectorySnapshot) -> None:
         self.snapshot = snapshot
@@ -288,7 +287,7 @@ class Locator:
                 reason=f"未能确定所在社区，{category.label}事项待工作人员核实地址后分派",
             )
         place = _place(info.name, located)
-        office = info.office_name or f"{info.name}居委会"
+        office = display.community_office(info.name, info.office_name)
         if category.level == "grid" and grid is not None:
             worker = grid.worker_name or "（未配置网格员）"
             return Route(
@@ -311,11 +310,8 @@ class Locator:
                 why = f"{info.name}没有登记{located.building}号楼所属网格"
             reason = f"{why}，{category.label}事项转{office}处理"
         else:
-            handler = office
-            if category.code in _MEDIATION:
-                handler += "（人民调解委员会）"
-            elif category.kind == "proposal":
-                handler += "（居民议事会）"
+            body = display.body_label(category.handled_by)
+            handler = f"{office}（{body}）" if body else office
             reason = f"{category.label}属社区层级事项，由{handler}处理"
             if grid is not None:
                 reason += f"；{place}属于{grid.name}（{grid.code}）"
@@ -332,12 +328,12 @@ class Locator:
 
 
 def _place(community: str, located: Located) -> str:
-    place = community
-    if located.building is not None:
-        place += f"{located.building}号楼"
-    elif located.lat is not None and located.lon is not None:
-        place = f"位置({located.lat:.5f}, {located.lon:.5f})"
-    return place
+    """Where the matter is, for the routing reason: the building, or the shared location."""
+    if located.building is None and located.lat is not None and located.lon is not None:
+        return display.coordinates_label(located.lat, located.lon)
+    return display.address_label(
+        display.Place(community=community, building=located.building), with_room=False
+    )
 
 
 def route(category: CategoryLike, located: Located | None, locator: Locator) -> Route:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.future import create_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from bot.settings import get_settings, resolve_sqlite_url
@@ -96,11 +96,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
-
-
-def make_sessionmaker(engine: Engine) -> sessionmaker:
-    """Sessions whose objects stay readable after commit (callers return them)."""
-    return sessionmaker(bind=engine, future=True, expire_on_commit=False)
 
 
 def read_only(engine: Engine) -> Engine:

@@ -33,6 +33,7 @@ from bot.store.models import (
     aware,
 )
 from bot.taxonomy import HANDOFF, Category, Taxonomy, get_taxonomy
+from bot.tickets import display
 from bot.tickets.state import (
     IN_PROGRESS,
     TERMINAL,
@@ -503,7 +504,7 @@ def recategorise(
         raise ValueError("人工联系不是诉求类别 / HANDOFF is not a category to choose")
     if Status(t.status) in TERMINAL:
         raise ValueError(
-            f"工单{t.number}已{'关闭' if t.status == Status.CLOSED.value else '撤销'}，不能修改类别"
+            f"工单{t.number}{display.status_label(t.status)}，不能修改类别"
             f" / ticket {t.number} is {t.status}; its category stays"
         )
     if new.code == t.category_code:
@@ -551,8 +552,8 @@ def escalate(
     from_level = t.level
     to_level = next_level(from_level)
     community = t.community
-    office = _office_name(community, to_level)
-    text = reason or f"超过办理时限，由{_LEVEL_ZH[from_level]}升级至{office}"
+    office = display.office_of(t, to_level)
+    text = reason or f"超过办理时限，由{display.level_label(from_level)}升级至{office}"
     transition(
         t,
         Action.ESCALATE,
@@ -575,18 +576,6 @@ def escalate(
         due_at=t.due_at,
         reason=text,
     )
-
-
-_LEVEL_ZH = {"grid": "网格", "community": "社区", "street": "街道"}
-
-
-def _office_name(community: Community | None, level: str | None) -> str:
-    if community is None:
-        return "街道" if level == "street" else "社区"
-    if level == "street":
-        street = community.street
-        return (street.office_name or street.name) if street else "街道办事处"
-    return community.office_name or f"{community.name}居委会"
 
 
 def escalate_overdue(

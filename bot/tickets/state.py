@@ -43,6 +43,7 @@ from enum import Enum
 from typing import Any
 
 from bot.store.models import Ticket, TicketEvent, aware
+from bot.tickets.display import action_label, status_label
 
 
 class Status(str, Enum):
@@ -100,27 +101,7 @@ TERMINAL: frozenset[Status] = frozenset({S.CLOSED, S.CANCELLED})
 # Statuses in which someone still has to act; these can become overdue.
 IN_PROGRESS: frozenset[Status] = frozenset({S.OPEN, S.ACCEPTED, S.ESCALATED})
 
-STATUS_LABELS: dict[Status, str] = {
-    S.OPEN: "待受理",
-    S.ACCEPTED: "已受理",
-    S.ESCALATED: "已升级",
-    S.RESOLVED: "已办结待确认",
-    S.CLOSED: "已关闭",
-    S.CANCELLED: "已撤销",
-}
-
-ACTION_LABELS: dict[Action, str] = {
-    A.ACCEPT: "受理",
-    A.RESOLVE: "办结",
-    A.ESCALATE: "升级",
-    A.CANCEL: "撤销",
-    A.TRANSFER: "转派",
-    A.CLOSE: "关闭",
-    A.REOPEN: "重新打开",
-}
-
 LEVEL_ORDER = ("grid", "community", "street")
-LEVEL_LABELS = {"grid": "网格", "community": "社区", "street": "街道"}
 
 
 class IllegalTransition(Exception):
@@ -135,7 +116,7 @@ class IllegalTransition(Exception):
         st, ac = Status(status), Action(action)
         subject_zh = f"工单{number}" if number else "工单"
         subject_en = f"ticket {number}" if number else "the ticket"
-        zh = why or f"{subject_zh}当前状态为“{STATUS_LABELS[st]}”，不能“{ACTION_LABELS[ac]}”"
+        zh = why or f"{subject_zh}当前状态为“{status_label(st)}”，不能“{action_label(ac)}”"
         en = f"{subject_en} is {st.value}; cannot {ac.value}"
         super().__init__(f"{zh}。 / {en}.")
 

@@ -114,6 +114,7 @@ def current_model(registry: Registry, api: RasaApi | None) -> CurrentModel | Non
     """The model serving now: what the Rasa server says, else the history's last
     deployment, else the model the launcher would start for the current inputs."""
     from bot import launcher
+    from bot.training.train import training_fingerprint
 
     if api is not None:
         try:
@@ -124,14 +125,11 @@ def current_model(registry: Registry, api: RasaApi | None) -> CurrentModel | Non
             file = None
         if file:
             name = model_name(file)
-            path = registry.resolve(name)
-            if path is None and (launcher.MODELS_DIR / Path(file).name).exists():
-                path = launcher.MODELS_DIR / Path(file).name
-            return CurrentModel(name, path, "rasa")
+            return CurrentModel(name, registry.resolve(name), "rasa")
     deployed = registry.deployed()
     if deployed is not None:
         return CurrentModel(deployed[0], deployed[1], "history")
-    path = launcher.model_path(launcher.training_fingerprint())
+    path = launcher.model_path(training_fingerprint(), registry.models_dir)
     if path.exists():
         return CurrentModel(model_name(path), path, "launcher")
     return None

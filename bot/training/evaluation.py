@@ -176,7 +176,6 @@ def score(gold: Sequence[str], predicted: Sequence[str]) -> Scores:
 
 
 def _quiet_rasa() -> None:
-    os.environ["LOG_LEVEL"] = "WARNING"
     import logging
 
     from rasa.utils.common import configure_logging_and_warnings
@@ -234,7 +233,8 @@ def evaluate_in_subprocess(
         completed = subprocess.run(
             argv,
             cwd=PROJECT_ROOT,
-            env=dict(env if env is not None else os.environ),
+            # Rasa's loggers read LOG_LEVEL: only warnings from the evaluator
+            env={**(env if env is not None else os.environ), "LOG_LEVEL": "WARNING"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             timeout=timeout,

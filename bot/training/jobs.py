@@ -19,7 +19,6 @@ reported as failed. A failed job never touches the serving model.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 import secrets
@@ -41,11 +40,18 @@ from bot.settings import PROJECT_ROOT, Settings
 from bot.training.evaluation import Scores, evaluate_in_subprocess, load_holdout
 from bot.training.guard import check
 from bot.training.registry import (
-    MODEL_SUFFIX,
     Registry,
     read_json,
     utc_now_iso,
     write_json_atomic,
+)
+from bot.training.train import (
+    PIPELINE_INPUTS,
+    TRAINING_DATA,
+    TrainingFailed,
+    fingerprint,
+    input_files,
+    train,
 )
 
 JOB_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
@@ -411,39 +417,10 @@ def parse_progress(line: str) -> dict[str, Any]:
     return {}
 
 
-def _files(paths: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-            )
-        elif path.is_file():
-            files.append(path)
-    return files
-
-
-def _hash_files(paths: Iterable[Path], root: Path = PROJECT_ROOT) -> str:
-    # as bot.launcher.training_fingerprint for the same files: one sorted list
-    digest = hashlib.sha256()
-    for file in sorted({f.resolve() for f in _files(paths)}):
-        try:
-            label = str(file.resolve().relative_to(root))
-        except ValueError:
-            label = file.name  # outside the project (a temporary copy): content counts
-        digest.update(label.encode())
-        digest.update(b"\0")
-        digest.update(file.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
-
-
 def count_examples(data_dirs: Iterable[Path]) -> int:
     """Intent examples in the NLU files of the training data."""
     total = 0
-    for file in _files(data_dirs):
+    for file in input_files(data_dirs):
         if file.suffix not in (".yml", ".yaml"):
             continue
         try:
@@ -481,7 +458,6 @@ def prepare_inputs(
     options: JobOptions, workdir: Path, nlu_dir: Path | None = None
 ) -> TrainingInputs:
     """Resolve the options to files; an epochs override writes a config copy."""
-    from bot import launcher
 
     def resolve(path: str | Path) -> Path:
         p = Path(path)
@@ -489,9 +465,7 @@ def prepare_inputs(
 
     config = resolve(options.config or "config.yml")
     domain = resolve(options.domain or "domain.yml")
-    defaults = [
-        nlu_dir if nlu_dir is not None and d == "data/nlu" else d for d in launcher.TRAINING_DATA
-    ]
+    defaults = [nlu_dir if nlu_dir is not None and d == "data/nlu" else d for d in TRAINING_DATA]
     data_dirs = [resolve(d) for d in (options.data_dirs or defaults)]
     for path in (config, domain, *data_dirs):
         if not path.exists():
@@ -506,16 +480,16 @@ def prepare_inputs(
                 component["epochs"] = int(options.epochs)
         config = workdir / "config.yml"
         config.write_text(yaml.safe_dump(config_data, allow_unicode=True), encoding="utf-8")
-    # everything a model depends on, as the launcher's fingerprint
-    extras = [PROJECT_ROOT / "data" / "dict", PROJECT_ROOT / "bot" / "nlu"]
+    # everything a model depends on, as for the launcher's models
+    extras = [PROJECT_ROOT / p for p in PIPELINE_INPUTS]
     return TrainingInputs(
         config=config,
         domain=domain,
         data_dirs=data_dirs,
         epochs=diet_epochs(config_data) if isinstance(config_data, dict) else None,
-        fingerprint=_hash_files([config, domain, *data_dirs, *extras]),
-        data_hash=_hash_files(data_dirs),
-        config_hash=_hash_files([config]),
+        fingerprint=fingerprint([config, domain, *data_dirs, *extras]),
+        data_hash=fingerprint(data_dirs),
+        config_hash=fingerprint([config]),
         examples=count_examples(data_dirs),
     )
 
@@ -549,20 +523,6 @@ class _Runner:
     # -- steps --
 
     def train(self, inputs: TrainingInputs, name: str, workdir: Path) -> Path:
-        command = [
-            *(self.options.train_command or [sys.executable, "-m", "rasa"]),
-            "train",
-            "--config",
-            str(inputs.config),
-            "--domain",
-            str(inputs.domain),
-            "--data",
-            *[str(d) for d in inputs.data_dirs],
-            "--out",
-            str(workdir),
-            "--fixed-model-name",
-            name,
-        ]
         env = dict(os.environ)
         env.update(
             {
@@ -573,34 +533,26 @@ class _Runner:
         )
         env.setdefault("PYTHONPATH", str(PROJECT_ROOT))
         self.job.epochs = inputs.epochs
-        self.child = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert self.child.stdout is not None
-        buffer = b""
-        while True:
-            chunk = self.child.stdout.read1(65536)  # type: ignore[attr-defined]
-            if not chunk:
-                break
-            sys.stdout.buffer.write(chunk)
-            buffer += chunk
-            # tqdm redraws its bar with \r: each redraw is a line here
-            *lines, buffer = re.split(rb"[\r\n]", buffer)
-            for raw in lines:
-                self._line(raw.decode("utf-8", "replace"))
-        if buffer:
-            self._line(buffer.decode("utf-8", "replace"))
-        code = self.child.wait()
+
+        def started(child: subprocess.Popen) -> None:
+            self.child = child
+
+        try:
+            model = train(
+                inputs.config,
+                inputs.domain,
+                inputs.data_dirs,
+                workdir,
+                name,
+                env=env,
+                command=self.options.train_command,
+                on_start=started,
+                on_line=self._line,
+            )
+        except TrainingFailed as failed:
+            raise JobError(str(failed)) from None
+        # (stopped meanwhile: run() kills the child it still knows)
         self.child = None
-        sys.stdout.flush()
-        model = workdir / f"{name}{MODEL_SUFFIX}"
-        if code != 0 or not model.exists():
-            raise JobError(f"训练失败（rasa train 退出码 {code}）")
         return model
 
     def _line(self, line: str) -> None:

@@ -11,11 +11,12 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from bot.conversation_log import ConversationLog
 from bot.notify.sender import sender_ctx
 from bot.settings import Settings, get_settings
 from bot.store.db import make_engine
 from bot.web.auth import setup_auth
-from bot.web.keys import ENGINE, HTTP, SETTINGS
+from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS
 from bot.web.routes import setup_routes
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -31,6 +32,14 @@ def _database_ctx(engine: Engine | None):
             app[ENGINE].dispose()
 
     return database
+
+
+async def _conversation_log(app: web.Application) -> AsyncIterator[None]:
+    """Rasa's conversation log, read by the ticket page and the review inbox."""
+    log = ConversationLog(app[SETTINGS].tracker_database_url)
+    app[CONVERSATION_LOG] = log
+    yield
+    log.dispose()
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
@@ -52,6 +61,7 @@ def create_app(
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     )
     app.cleanup_ctx.append(_database_ctx(engine))
+    app.cleanup_ctx.append(_conversation_log)
     app.cleanup_ctx.append(_http_client)
     # notifications: the outbox sender runs in the background while the app does
     # (after the database and HTTP resources, so it stops before they close).

@@ -1,15 +1,8 @@
-"""Who is using the web app: passwords, session cookies, CSRF, login throttling.
+"""Who is using the web app, over HTTP: session cookies, CSRF, page guards.
 
-Passwords are hashed with scrypt (random salt; algorithm, parameters and salt
-are kept in the hash string so they can be raised later without breaking old
-hashes) and compared in constant time.
-
-Sessions are stateless signed cookies: ``<worker id>.<expiry>.<signature>``,
-the signature an HMAC-SHA256 (key: settings.web_secret_key) over the worker
-id, the expiry and a token derived from the worker's password hash. Changing a
-password therefore ends every session of that worker; deactivating a worker
-ends them too (checked on every request). A forged, altered or expired cookie
-simply counts as logged out.
+Accounts, passwords, login session tokens and login throttling are bot.accounts';
+here the session token travels in a cookie (HttpOnly, SameSite=Lax), read once
+per request. A forged, altered or expired cookie simply counts as logged out.
 
 CSRF: a random value in a cookie of its own and, in every form, an HMAC of it
 (a signed double-submit token). A third-party site can neither read the cookie
@@ -25,249 +18,31 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import hmac
 import secrets
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from bot.store.models import Community, Grid, Worker, utcnow
+from bot import accounts
+from bot.accounts import CurrentWorker, LoginThrottle
+from bot.store.models import utcnow
 from bot.web.db import run_db
 from bot.web.keys import SETTINGS
-
-__all__ = [
-    "CSRF_COOKIE",
-    "CSRF_FIELD",
-    "CurrentWorker",
-    "LoginThrottle",
-    "ROLE_LABELS",
-    "SESSION_COOKIE",
-    "SESSION_LIFETIME",
-    "THROTTLE",
-    "add_admin",
-    "authenticate",
-    "check_csrf",
-    "csrf_protect",
-    "csrf_token",
-    "ensure_first_admin",
-    "get_current_worker",
-    "hash_password",
-    "list_workers",
-    "log_in",
-    "log_out",
-    "login_required",
-    "make_session_cookie",
-    "page_headers",
-    "render_error",
-    "worker_from_cookie",
-    "set_password",
-    "setup_auth",
-    "verify_password",
-]
 
 SESSION_COOKIE = "nb_session"
 CSRF_COOKIE = "nb_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_LIFETIME = timedelta(hours=12)
-MIN_PASSWORD_LENGTH = 8
-
-FIRST_ADMIN_NAME = "管理员"
-FIRST_ADMIN_PHONE = "admin"
-
-ROLE_LABELS = {"grid_worker": "网格员", "community_staff": "社区工作人员", "admin": "管理员"}
 
 CSRF_MESSAGE = (
     "安全校验失败：页面已过期，或请求不是从本系统的页面提交的。请返回上一页，刷新后重新提交。"
 )
 
-# -- passwords ---------------------------------------------------------------
-
-# scrypt cost: 16 MiB of memory and some 50 ms per hash; raise N when hardware
-# gets faster (old hashes keep working, their parameters are in the string).
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
-SCRYPT_DKLEN = 32
-_SCRYPT_MAXMEM = 64 * 1024 * 1024
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def hash_password(password: str) -> str:
-    """``scrypt$n=16384,r=8,p=1$<salt>$<hash>`` for `password`."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode("utf-8"),
-        salt=salt,
-        n=SCRYPT_N,
-        r=SCRYPT_R,
-        p=SCRYPT_P,
-        dklen=SCRYPT_DKLEN,
-        maxmem=_SCRYPT_MAXMEM,
-    )
-    return f"scrypt$n={SCRYPT_N},r={SCRYPT_R},p={SCRYPT_P}${_b64(salt)}${_b64(digest)}"
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    """True when `password` matches the hash string `stored` (constant-time compare)."""
-    if not stored:
-        return False
-    try:
-        algorithm, params, salt_text, digest_text = stored.split("$")
-        if algorithm != "scrypt":
-            return False
-        values = dict(item.split("=", 1) for item in params.split(","))
-        n, r, p = int(values["n"]), int(values["r"]), int(values["p"])
-        expected = _unb64(digest_text)
-        actual = hashlib.scrypt(
-            password.encode("utf-8"),
-            salt=_unb64(salt_text),
-            n=n,
-            r=r,
-            p=p,
-            dklen=len(expected),
-            maxmem=_SCRYPT_MAXMEM,
-        )
-    except (ValueError, KeyError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    # Checked when the phone is unknown, so that "no such worker" takes as
-    # long as "wrong password" and the response time does not reveal phones.
-    return hash_password(secrets.token_urlsafe(16))
-
-
-def check_new_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"密码至少需要{MIN_PASSWORD_LENGTH}个字符")
-
-
-# -- the logged-in worker ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CurrentWorker:
-    """The logged-in worker, detached from any database session."""
-
-    id: int
-    name: str
-    phone: str | None
-    role: str
-    community_id: int | None = None
-    community_name: str | None = None
-
-    @property
-    def actor(self) -> str:
-        """How ticket events record this worker."""
-        return f"worker:{self.id}:{self.name}"
-
-    @property
-    def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @classmethod
-    def of(cls, worker: Worker, community_name: str | None = None) -> CurrentWorker:
-        return cls(
-            id=worker.id,
-            name=worker.name,
-            phone=worker.phone,
-            role=worker.role,
-            community_id=worker.community_id,
-            community_name=community_name,
-        )
-
-
-def _community_name(session: Session, community_id: int | None) -> str | None:
-    if community_id is None:
-        return None
-    return session.execute(
-        select(Community.name).where(Community.id == community_id)
-    ).scalar_one_or_none()
-
-
-def authenticate(session: Session, phone: str, password: str) -> CurrentWorker | None:
-    """The active worker with this phone and password, or None."""
-    worker = session.execute(
-        select(Worker).where(Worker.phone == phone.strip())
-    ).scalar_one_or_none()
-    if worker is None or not worker.active or not worker.password_hash:
-        verify_password(password, _dummy_hash())
-        return None
-    if not verify_password(password, worker.password_hash):
-        return None
-    return CurrentWorker.of(worker, _community_name(session, worker.community_id))
-
-
 # -- session cookies ---------------------------------------------------------
-
-
-def _password_token(password_hash: str | None) -> str:
-    """Changes whenever the password changes; ends old sessions."""
-    return hashlib.sha256((password_hash or "").encode("utf-8")).hexdigest()[:32]
-
-
-def _session_signature(secret: str, worker_id: int, expires: int, password_hash: str) -> str:
-    message = f"session|{worker_id}|{expires}|{_password_token(password_hash)}"
-    return _b64(hmac.new(secret.encode("utf-8"), message.encode("utf-8"), "sha256").digest())
-
-
-def make_session_cookie(
-    secret: str, worker_id: int, password_hash: str, expires_at: datetime
-) -> str:
-    """The session cookie value for a worker, valid until `expires_at`."""
-    expires = int(expires_at.timestamp())
-    return f"{worker_id}.{expires}.{_session_signature(secret, worker_id, expires, password_hash)}"
-
-
-def _parse_session_cookie(value: str) -> tuple[int, int, str] | None:
-    parts = value.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-        return None
-    return int(parts[0]), int(parts[1]), parts[2]
-
-
-def worker_from_cookie(
-    session: Session, secret: str, value: str | None, now: datetime | None = None
-) -> CurrentWorker | None:
-    """The worker a session cookie stands for, or None if forged, expired or stale."""
-    parsed = _parse_session_cookie(value or "")
-    if parsed is None:
-        return None
-    worker_id, expires, signature = parsed
-    if expires <= (now or utcnow()).timestamp():
-        return None
-    worker = session.get(Worker, worker_id)
-    if worker is None or not worker.active or not worker.password_hash:
-        return None
-    expected = _session_signature(secret, worker_id, expires, worker.password_hash)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii", "replace")):
-        return None
-    return CurrentWorker.of(worker, _community_name(session, worker.community_id))
 
 
 _WORKER_KEY = "auth.worker"  # request key: CurrentWorker | None once looked up
@@ -284,7 +59,7 @@ async def get_current_worker(request: web.Request) -> CurrentWorker | None:
     if value:
         secret = request.app[SETTINGS].web_secret_key
         worker = await run_db(
-            request.app, lambda s: worker_from_cookie(s, secret, value), readonly=True
+            request.app, lambda s: accounts.worker_from_token(s, secret, value), readonly=True
         )
         if worker is None:
             request[_DROP_SESSION_KEY] = True
@@ -305,11 +80,11 @@ def log_in(
 ) -> None:
     """Give `response` a fresh session cookie (and a fresh CSRF value)."""
     secret = request.app[SETTINGS].web_secret_key
-    expires_at = utcnow() + SESSION_LIFETIME
+    expires_at = utcnow() + accounts.SESSION_LIFETIME
     response.set_cookie(
         SESSION_COOKIE,
-        make_session_cookie(secret, worker_id, password_hash, expires_at),
-        max_age=int(SESSION_LIFETIME.total_seconds()),
+        accounts.session_token(secret, worker_id, password_hash, expires_at),
+        max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
         **_cookie_options(request),
     )
     _renew_csrf(request)
@@ -325,7 +100,7 @@ def log_out(request: web.Request, response: web.StreamResponse) -> None:
 
 def _csrf_for(secret: str, cookie_value: str) -> str:
     mac = hmac.new(secret.encode("utf-8"), f"csrf|{cookie_value}".encode(), "sha256")
-    return _b64(mac.digest())
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
 
 def _renew_csrf(request: web.Request) -> str:
@@ -443,187 +218,8 @@ def login_required(
     return decorate(handler) if handler is not None else decorate
 
 
-# -- login throttling --------------------------------------------------------
-
-
-class LoginThrottle:
-    """Failed logins per phone and per client address within a sliding window.
-
-    Kept in this process's memory: enough for one web process. Several web
-    processes behind a load balancer would each count separately and need a
-    shared store (a database table or Redis) instead.
-    """
-
-    def __init__(
-        self,
-        per_phone: int = 5,
-        per_address: int = 20,
-        window: float = 15 * 60,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10000,
-    ) -> None:
-        self.limits = {"phone": per_phone, "address": per_address}
-        self.window = window
-        self.clock = clock
-        self.max_keys = max_keys
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        cutoff = self.clock() - self.window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
-
-    def retry_after(self, phone: str, address: str) -> float:
-        """Seconds until another attempt is allowed (0: allowed now)."""
-        wait = 0.0
-        for kind, value in (("phone", phone), ("address", address)):
-            failures = self._recent((kind, value))
-            if len(failures) >= self.limits[kind]:
-                wait = max(wait, failures[-self.limits[kind]] + self.window - self.clock())
-        return max(wait, 0.0)
-
-    def attempt(self, phone: str, address: str) -> float:
-        """Count an attempt as failed before checking the password, so that
-        many simultaneous guesses cannot all slip in before the first one
-        fails; `succeeded` takes it back. Returns the attempt's stamp."""
-        if len(self._failures) >= self.max_keys:
-            self._prune()
-        now = self.clock()
-        for key in (("phone", phone), ("address", address)):
-            self._failures.setdefault(key, deque(maxlen=100)).append(now)
-        return now
-
-    def succeeded(self, phone: str, address: str, stamp: float) -> None:
-        # The phone's count starts over; the address only gets this attempt
-        # back, so a correct password of one account does not reset the count
-        # of an address that is guessing at others.
-        self._failures.pop(("phone", phone), None)
-        failures = self._failures.get(("address", address))
-        if failures is not None:
-            try:
-                failures.remove(stamp)
-            except ValueError:
-                pass
-
-    def _prune(self) -> None:
-        for key in list(self._failures):
-            self._recent(key)
-        if len(self._failures) >= self.max_keys:  # under attack: forget the oldest
-            for key in list(self._failures)[: self.max_keys // 2]:
-                del self._failures[key]
-
-
+# Failed logins of this process (bot.accounts.LoginThrottle).
 THROTTLE = web.AppKey("auth.throttle", LoginThrottle)
-
-
-# -- workers: first admin, passwords, admins ---------------------------------
-
-
-def ensure_first_admin(session: Session, password: str | None) -> str | None:
-    """Create the admin ``admin`` when there is no active admin at all.
-
-    Uses `password` (ADMIN_PASSWORD) or generates one. Returns the generated
-    password (to be shown once), "" when `password` was used, None when an
-    active admin already existed.
-    """
-    exists = session.execute(
-        select(Worker.id).where(Worker.role == "admin", Worker.active.is_(True)).limit(1)
-    ).first()
-    if exists is not None:
-        return None
-    chosen = password or secrets.token_urlsafe(12)
-    try:
-        with session.begin_nested():
-            worker = session.execute(
-                select(Worker).where(Worker.phone == FIRST_ADMIN_PHONE)
-            ).scalar_one_or_none()
-            if worker is None:
-                worker = Worker(name=FIRST_ADMIN_NAME, phone=FIRST_ADMIN_PHONE)
-                session.add(worker)
-            # A deactivated "admin" account comes back as the admin.
-            worker.role = "admin"
-            worker.active = True
-            worker.community_id = None
-            worker.password_hash = hash_password(chosen)
-            session.flush()
-    except IntegrityError:
-        return None  # another web process created it at the same moment
-    return "" if password else chosen
-
-
-def set_password(session: Session, phone: str, password: str) -> Worker:
-    """Set a worker's password (ends the worker's sessions)."""
-    check_new_password(password)
-    worker = session.execute(select(Worker).where(Worker.phone == phone)).scalar_one_or_none()
-    if worker is None:
-        raise LookupError(f"没有手机号为{phone}的工作人员")
-    worker.password_hash = hash_password(password)
-    worker.updated_at = utcnow()
-    session.flush()
-    return worker
-
-
-def add_admin(session: Session, name: str, phone: str, password: str) -> Worker:
-    check_new_password(password)
-    if not name.strip() or not phone.strip():
-        raise ValueError("姓名和手机号不能为空")
-    existing = session.execute(select(Worker).where(Worker.phone == phone)).scalar_one_or_none()
-    if existing is not None:
-        raise ValueError(f"手机号{phone}已属于{existing.name}（{ROLE_LABELS.get(existing.role)}）")
-    worker = Worker(
-        name=name.strip(),
-        phone=phone.strip(),
-        role="admin",
-        active=True,
-        password_hash=hash_password(password),
-    )
-    session.add(worker)
-    session.flush()
-    return worker
-
-
-@dataclass(frozen=True)
-class WorkerRow:
-    id: int
-    name: str
-    phone: str | None
-    role: str
-    community: str | None
-    grids: tuple[str, ...]
-    active: bool
-    has_password: bool
-
-
-def list_workers(session: Session) -> list[WorkerRow]:
-    grids: dict[int, list[str]] = {}
-    for worker_id, code in session.execute(
-        select(Grid.worker_id, Grid.code).where(Grid.worker_id.isnot(None)).order_by(Grid.code)
-    ):
-        grids.setdefault(worker_id, []).append(code)
-    rows = session.execute(
-        select(Worker, Community.name)
-        .outerjoin(Community, Worker.community_id == Community.id)
-        .order_by(Worker.id)
-    ).all()
-    return [
-        WorkerRow(
-            id=w.id,
-            name=w.name,
-            phone=w.phone,
-            role=w.role,
-            community=community,
-            grids=tuple(grids.get(w.id, ())),
-            active=bool(w.active),
-            has_password=bool(w.password_hash),
-        )
-        for w, community in rows
-    ]
 
 
 # -- wiring --------------------------------------------------------------------
@@ -631,13 +227,12 @@ def list_workers(session: Session) -> list[WorkerRow]:
 
 async def _first_admin_ctx(app: web.Application) -> AsyncIterator[None]:
     password = app[SETTINGS].admin_password
-    generated = await run_db(app, lambda s: ensure_first_admin(s, password))
+    generated = await run_db(app, lambda s: accounts.ensure_first_admin(s, password))
+    phone = accounts.FIRST_ADMIN_PHONE
     if generated:
-        print(f"首次启动：管理员账号 {FIRST_ADMIN_PHONE} 密码 {generated}", flush=True)
+        print(f"首次启动：管理员账号 {phone} 密码 {generated}", flush=True)
     elif generated == "":
-        print(
-            f"首次启动：已创建管理员账号 {FIRST_ADMIN_PHONE}（密码即 ADMIN_PASSWORD）", flush=True
-        )
+        print(f"首次启动：已创建管理员账号 {phone}（密码即 ADMIN_PASSWORD）", flush=True)
     yield
 
 

@@ -6,8 +6,10 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from bot.conversation_log import ConversationLog
 from bot.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+CONVERSATION_LOG = web.AppKey("conversation_log", ConversationLog)

@@ -129,7 +129,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/admin/insights", review_views.insights_page, name="admin_insights")
     # (end of admin: review inbox)
 
-    # Open311 GeoReport v2 (JSON); see bot/open311.py for the choices made.
+    # Open311 GeoReport v2 (JSON); see bot/open311/__init__.py for the choices made.
     # The catch-all comes last: other paths under /open311/v2/ answer the
     # specification's error list (404, or 405 for a known path).
     app.router.add_get("/open311/v2/services.json", open311_views.services, name="open311_services")

@@ -11,7 +11,9 @@ from actions.report import (
     ActionSubmitReport,
     ValidateReportForm,
 )
+from bot.taxonomy import RESIDENTS_COUNCIL
 from tests.actions.conftest import DOMAIN, make_tracker, responses, slot_events
+from tests.helpers import taxonomy_with
 
 
 def run(action, tracker):
@@ -28,7 +30,7 @@ def test_start_report_keeps_the_message_and_asks_for_nothing_it_has(demo_databas
     assert dispatcher.messages[0]["category_label"] == "供暖供气"
     assert slots["category"] == "HEATING"
     assert slots["description"] == "和平新村3号楼2单元501 暖气不热好几天了"
-    assert slots["address"] == "和平新村社区3号楼2单元501"
+    assert slots["address"] == "和平新村社区3号楼2单元501室"
     assert slots["located"]["grid"] == "HPXC-01"
 
 
@@ -46,6 +48,18 @@ def test_services_get_their_checklist_and_disputes_the_mediation_note(demo_datab
         ActionStartReport(), make_tracker("俺和楼上为漏水吵起来了", intent="dispute_neighbour")
     )
     assert "utter_mediation_info" in responses(dispatcher)
+
+
+def test_the_note_follows_who_handles_the_matter_in_taxonomy_yml(demo_database, monkeypatch):
+    from actions import report
+
+    taxonomy = taxonomy_with("NEIGHBOUR_DISPUTE", handled_by=RESIDENTS_COUNCIL)
+    monkeypatch.setattr(report, "get_taxonomy", lambda: taxonomy)
+    dispatcher, _ = run(
+        ActionStartReport(), make_tracker("俺和楼上为漏水吵起来了", intent="dispute_neighbour")
+    )
+    assert "utter_proposal_info" in responses(dispatcher)
+    assert "utter_mediation_info" not in responses(dispatcher)
 
 
 def test_ask_address_asks_known_residents_only_to_confirm(demo_database):
@@ -73,7 +87,7 @@ def test_extract_address_parses_what_residents_type(demo_database):
         slots={"requested_slot": "address"},
     )
     _, slots = extract(tracker)
-    assert slots["address"] == "和平新村社区12号楼东单元301"
+    assert slots["address"] == "和平新村社区12号楼东单元301室"
     assert slots["located"]["grid"] == "HPXC-02"
 
 

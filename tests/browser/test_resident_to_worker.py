@@ -156,7 +156,7 @@ def test_resident_reports_worker_resolves_resident_is_told(
 
     mine = resident.locator(f"#ticket-list li[data-number='{number}']")
     expect(mine).to_contain_text("供暖供气")
-    expect(mine).to_contain_text("待处理")
+    expect(mine).to_contain_text("待受理")
     expect(mine).to_contain_text("和平新村第一网格")
     expect(mine).to_contain_text("王芳")
     screenshots.take(resident, "1-resident-reported")

@@ -22,7 +22,7 @@ from bot.store.migrate import upgrade_to_head
 from bot.tickets import service
 from bot.web.app import create_app
 from tests.browser.conftest import PHONE, LoopThread, Screenshots, requires_chromium
-from tests.simulator.conftest import FakeWebhook, make_settings
+from tests.web.simulator.conftest import FakeWebhook, make_settings
 
 pytestmark = requires_chromium
 
@@ -156,7 +156,7 @@ def test_chat_location_picture_and_escaping(
     send_text(page, "查一下")
     row = page.locator(f"#ticket-list li[data-number='{number}']")
     expect(row).to_contain_text("供暖供气")
-    expect(row).to_contain_text("待处理")
+    expect(row).to_contain_text("待受理")
     expect(row).to_contain_text("和平新村第一网格")
     expect(row).to_contain_text("王芳")
     screenshots.take(page, "simulator-phone")

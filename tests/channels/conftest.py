@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
@@ -25,12 +24,9 @@ from bot.channels.wechat import WeChatConfig, WeChatInput
 from bot.channels.wechat_crypto import WXBizMsgCrypt, compute_signature
 from bot.channels.wechat_protocol import new_nonce
 from bot.channels.wechat_sender import DEFAULT_ACCOUNT, build_incoming_xml, sign_request
-from tests.fakes import Handler, serve_on_loopback
 
 TOKEN = "test-token"
-APPID = "wxb11529c136998cb6"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-APP_SECRET = "test-secret"
 USER = "oTestUser0000000000000000001"
 
 Sanic.test_mode = True  # several apps per process
@@ -55,70 +51,6 @@ class FakeRasa:
         replies = self.responder(message) if self.responder else self.replies
         for reply in replies:
             await message.output_channel.send_response(message.sender_id, dict(reply))
-
-
-@dataclass
-class FakeWeChatApi:
-    """WeChat's token and customer-service endpoints, recording what they receive."""
-
-    url: str = ""
-    token_requests: list[dict[str, str]] = field(default_factory=list)
-    sends: list[dict[str, Any]] = field(default_factory=list)
-    send_tokens: list[str] = field(default_factory=list)
-    # errcodes to answer the next sends with (then 0); a token error makes the current
-    # token invalid, as when another process refreshed it.
-    send_errcodes: list[int] = field(default_factory=list)
-    expires_in: int = 7200
-    issued: int = 0
-    current_token: str | None = None
-    sent_event: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def token(self, request: web.Request) -> web.Response:
-        self.token_requests.append(dict(request.query))
-        if request.query.get("appid") != APPID or request.query.get("secret") != APP_SECRET:
-            return web.json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
-        self.issued += 1
-        self.current_token = f"ACCESS_TOKEN_{self.issued}"
-        return web.json_response(
-            {"access_token": self.current_token, "expires_in": self.expires_in}
-        )
-
-    async def send(self, request: web.Request) -> web.Response:
-        token = request.query.get("access_token", "")
-        self.send_tokens.append(token)
-        if token != self.current_token:
-            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
-        if self.send_errcodes:
-            errcode = self.send_errcodes.pop(0)
-            if errcode in (40001, 42001):
-                self.current_token = None
-            return web.json_response({"errcode": errcode, "errmsg": "fake error"})
-        raw = await request.read()
-        self.sends.append({"raw": raw, "json": await request.json()})
-        self.sent_event.set()
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-    async def wait_for_sends(self, count: int, timeout: float = 5.0) -> None:
-        async def wait() -> None:
-            while len(self.sends) < count:
-                self.sent_event.clear()
-                await self.sent_event.wait()
-
-        await asyncio.wait_for(wait(), timeout)
-
-    def routes(self) -> list[tuple[str, str, Handler]]:
-        return [
-            ("GET", "/cgi-bin/token", self.token),
-            ("POST", "/cgi-bin/message/custom/send", self.send),
-        ]
-
-
-@pytest.fixture
-async def fake_api() -> AsyncIterator[FakeWeChatApi]:
-    fake = FakeWeChatApi()
-    async with serve_on_loopback(fake.routes()) as url:
-        fake.url = url
-        yield fake
 
 
 @dataclass

@@ -6,29 +6,29 @@ import asyncio
 import json
 
 from bot.channels.wechat_api import SendResult, SendStatus, WeChatApiClient
-from tests.channels.conftest import APP_SECRET, APPID, FakeWeChatApi
+from tests.fakes import APP_SECRET, APPID, FakeWeChatApi
 
 
 def client(fake: FakeWeChatApi, **kwargs: object) -> WeChatApiClient:
     return WeChatApiClient(APPID, APP_SECRET, fake.url, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_send_fetches_token_once_and_posts_utf8_json(fake_api: FakeWeChatApi) -> None:
-    api = client(fake_api)
+async def test_send_fetches_token_once_and_posts_utf8_json(fake_wechat_api: FakeWeChatApi) -> None:
+    api = client(fake_wechat_api)
     try:
         first = await api.send_text("oUser", "您反映的暖气问题已派给网格员")
         second = await api.send_text("oUser", "第二条")
     finally:
         await api.close()
     assert first == SendResult(SendStatus.OK, errcode=0, errmsg="ok") and second.ok
-    assert len(fake_api.token_requests) == 1
-    assert fake_api.token_requests[0] == {
+    assert len(fake_wechat_api.token_requests) == 1
+    assert fake_wechat_api.token_requests[0] == {
         "grant_type": "client_credential",
         "appid": APPID,
         "secret": APP_SECRET,
     }
-    assert fake_api.send_tokens == ["ACCESS_TOKEN_1", "ACCESS_TOKEN_1"]
-    body = fake_api.sends[0]
+    assert fake_wechat_api.send_tokens == ["ACCESS_TOKEN_1", "ACCESS_TOKEN_1"]
+    body = fake_wechat_api.sends[0]
     assert body["json"] == {
         "touser": "oUser",
         "msgtype": "text",
@@ -38,19 +38,19 @@ async def test_send_fetches_token_once_and_posts_utf8_json(fake_api: FakeWeChatA
     assert "暖气".encode() in body["raw"] and b"\\u" not in body["raw"]
 
 
-async def test_concurrent_sends_share_one_token_fetch(fake_api: FakeWeChatApi) -> None:
-    api = client(fake_api)
+async def test_concurrent_sends_share_one_token_fetch(fake_wechat_api: FakeWeChatApi) -> None:
+    api = client(fake_wechat_api)
     try:
         results = await asyncio.gather(*(api.send_text(f"o{i}", "hi") for i in range(8)))
     finally:
         await api.close()
     assert all(r.ok for r in results)
-    assert len(fake_api.token_requests) == 1
+    assert len(fake_wechat_api.token_requests) == 1
 
 
-async def test_token_refreshed_before_expiry(fake_api: FakeWeChatApi) -> None:
+async def test_token_refreshed_before_expiry(fake_wechat_api: FakeWeChatApi) -> None:
     now = [1000.0]
-    api = client(fake_api, clock=lambda: now[0])
+    api = client(fake_wechat_api, clock=lambda: now[0])
     try:
         assert await api.get_access_token() == "ACCESS_TOKEN_1"
         now[0] += 7200 - 300 - 1  # just before the early-refresh point
@@ -59,49 +59,49 @@ async def test_token_refreshed_before_expiry(fake_api: FakeWeChatApi) -> None:
         assert await api.get_access_token() == "ACCESS_TOKEN_2"
     finally:
         await api.close()
-    assert len(fake_api.token_requests) == 2
+    assert len(fake_wechat_api.token_requests) == 2
 
 
-async def test_invalid_token_refreshes_once_and_retries(fake_api: FakeWeChatApi) -> None:
-    api = client(fake_api)
+async def test_invalid_token_refreshes_once_and_retries(fake_wechat_api: FakeWeChatApi) -> None:
+    api = client(fake_wechat_api)
     try:
         assert (await api.send_text("oUser", "one")).ok
-        fake_api.current_token = "REVOKED_ELSEWHERE"  # another process refreshed it
+        fake_wechat_api.current_token = "REVOKED_ELSEWHERE"  # another process refreshed it
         result = await api.send_text("oUser", "two")
     finally:
         await api.close()
     assert result.ok
-    assert len(fake_api.token_requests) == 2
-    assert [s["json"]["text"]["content"] for s in fake_api.sends] == ["one", "two"]
+    assert len(fake_wechat_api.token_requests) == 2
+    assert [s["json"]["text"]["content"] for s in fake_wechat_api.sends] == ["one", "two"]
 
 
-async def test_token_expired_errcode_refreshes(fake_api: FakeWeChatApi) -> None:
-    api = client(fake_api)
+async def test_token_expired_errcode_refreshes(fake_wechat_api: FakeWeChatApi) -> None:
+    api = client(fake_wechat_api)
     try:
         await api.get_access_token()
-        fake_api.send_errcodes = [42001]
+        fake_wechat_api.send_errcodes = [42001]
         result = await api.send_text("oUser", "x")
     finally:
         await api.close()
-    assert result.ok and len(fake_api.token_requests) == 2
+    assert result.ok and len(fake_wechat_api.token_requests) == 2
 
 
-async def test_token_rejected_twice_is_a_failure_not_a_loop(fake_api: FakeWeChatApi) -> None:
-    api = client(fake_api)
+async def test_token_rejected_twice_is_a_failure_not_a_loop(fake_wechat_api: FakeWeChatApi) -> None:
+    api = client(fake_wechat_api)
     try:
         await api.get_access_token()
-        fake_api.send_errcodes = [40001, 40001]
+        fake_wechat_api.send_errcodes = [40001, 40001]
         result = await api.send_text("oUser", "x")
     finally:
         await api.close()
     assert result.status is SendStatus.FAILED and result.errcode == 40001
-    assert len(fake_api.token_requests) == 2
+    assert len(fake_wechat_api.token_requests) == 2
 
 
-async def test_window_and_quota_errors_are_typed_results(fake_api: FakeWeChatApi) -> None:
-    api = client(fake_api)
+async def test_window_and_quota_errors_are_typed_results(fake_wechat_api: FakeWeChatApi) -> None:
+    api = client(fake_wechat_api)
     try:
-        fake_api.send_errcodes = [45015, 45047, 45009]
+        fake_wechat_api.send_errcodes = [45015, 45047, 45009]
         outside = await api.send_text("oUser", "x")
         quota = await api.send_text("oUser", "x")
         other = await api.send_text("oUser", "x")
@@ -113,14 +113,14 @@ async def test_window_and_quota_errors_are_typed_results(fake_api: FakeWeChatApi
     assert not outside.ok
 
 
-async def test_bad_secret_is_a_failure(fake_api: FakeWeChatApi) -> None:
-    api = WeChatApiClient(APPID, "wrong", fake_api.url)
+async def test_bad_secret_is_a_failure(fake_wechat_api: FakeWeChatApi) -> None:
+    api = WeChatApiClient(APPID, "wrong", fake_wechat_api.url)
     try:
         result = await api.send_text("oUser", "x")
     finally:
         await api.close()
     assert result.status is SendStatus.FAILED and result.errcode == 40125
-    assert fake_api.sends == []
+    assert fake_wechat_api.sends == []
 
 
 async def test_unreachable_api_is_a_failure() -> None:

@@ -17,17 +17,9 @@ from bot.channels.wechat import WeChatConfig, WeChatInput, rasa_text_for
 from bot.channels.wechat_crypto import compute_signature
 from bot.channels.wechat_protocol import parse_encrypted_reply, parse_message
 from bot.channels.wechat_sender import DEFAULT_ACCOUNT, build_incoming_xml, sign_request
-from tests.channels.conftest import (
-    AES_KEY,
-    APP_SECRET,
-    APPID,
-    TOKEN,
-    USER,
-    FakeRasa,
-    FakeWeChatApi,
-    ServerFactory,
-)
+from tests.channels.conftest import AES_KEY, TOKEN, USER, FakeRasa, ServerFactory
 from tests.channels.test_wechat_protocol import HOSTILE
+from tests.fakes import APP_SECRET, APPID, FakeWeChatApi
 
 SAFE = {"appid": APPID, "aes_key": AES_KEY}
 
@@ -394,12 +386,11 @@ async def test_sender_cli_round_trip_in_safe_mode(
         "暖气不热", user="oTest123", url=server.webhook, token=TOKEN, appid=APPID, aes_key=AES_KEY
     )
     assert text == "你说：暖气不热"
-    # The command line (asyncio.run in a thread: this test's loop serves the webhook).
-    import argparse
+    # `python -m bot wechat-send` (asyncio.run in a thread: this test's loop serves the
+    # webhook).
+    from bot.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    wechat_sender.add_cli(parser.add_subparsers())
-    args = parser.parse_args(
+    args = build_parser().parse_args(
         ["wechat-send", "--url", server.webhook, "--location", "36.65,117.12,泉城广场"]
     )
     settings = type(
@@ -415,7 +406,7 @@ async def test_sender_cli_round_trip_in_safe_mode(
     original = wechat_sender._settings
     wechat_sender._settings = lambda: settings
     try:
-        assert await asyncio.to_thread(args.func, args) == 0
+        assert await asyncio.to_thread(args.handler, args) == 0
     finally:
         wechat_sender._settings = original
     assert capsys.readouterr().out.startswith("你说：/share_location{")
@@ -453,14 +444,14 @@ async def test_same_msg_id_other_sender_is_not_a_retry(wechat_server: ServerFact
 
 
 async def test_slow_answer_goes_through_customer_service_api(
-    wechat_server: ServerFactory, fake_api: FakeWeChatApi
+    wechat_server: ServerFactory, fake_wechat_api: FakeWeChatApi
 ) -> None:
     rasa = FakeRasa(delay=0.8, responder=lambda m: [{"text": f"迟到的回答：{m.text}"}])
     server = await wechat_server(
         rasa=rasa,
         reply_deadline_seconds=0.3,
         app_secret=APP_SECRET,
-        api_base=fake_api.url,
+        api_base=fake_wechat_api.url,
         **SAFE,
     )
     xml = build_incoming_xml("暖气不热", user=USER, msg_id=100)
@@ -468,8 +459,8 @@ async def test_slow_answer_goes_through_customer_service_api(
         *reversed(sign_request(xml, token=TOKEN, user=USER, crypto=server.crypto))
     )
     assert (status, body) == (200, "success")
-    await fake_api.wait_for_sends(1)
-    assert fake_api.sends[0]["json"] == {
+    await fake_wechat_api.wait_for_sends(1)
+    assert fake_wechat_api.sends[0]["json"] == {
         "touser": USER,
         "msgtype": "text",
         "text": {"content": "迟到的回答：暖气不热"},
@@ -479,17 +470,17 @@ async def test_slow_answer_goes_through_customer_service_api(
         *reversed(sign_request(xml, token=TOKEN, user=USER, crypto=server.crypto))
     )
     assert (status, body) == (200, "success")
-    assert len(rasa.calls) == 1 and len(fake_api.sends) == 1
+    assert len(rasa.calls) == 1 and len(fake_wechat_api.sends) == 1
 
     # A second slow message reuses the cached access token.
     await server.post_message("还是不热", msg_id=101)
-    await fake_api.wait_for_sends(2)
-    assert len(fake_api.token_requests) == 1
-    assert fake_api.send_tokens == ["ACCESS_TOKEN_1", "ACCESS_TOKEN_1"]
+    await fake_wechat_api.wait_for_sends(2)
+    assert len(fake_wechat_api.token_requests) == 1
+    assert fake_wechat_api.send_tokens == ["ACCESS_TOKEN_1", "ACCESS_TOKEN_1"]
 
 
 async def test_retry_waiting_when_answer_arrives_gets_it_passively(
-    wechat_server: ServerFactory, fake_api: FakeWeChatApi
+    wechat_server: ServerFactory, fake_wechat_api: FakeWeChatApi
 ) -> None:
     # First request gives up at 1.0 s; the retry arrives right after and waits until
     # ~2.0 s; the answer comes at 1.5 s (margins of 0.5 s for a slow machine).
@@ -499,14 +490,14 @@ async def test_retry_waiting_when_answer_arrives_gets_it_passively(
         reply_deadline_seconds=1.0,
         appid=APPID,
         app_secret=APP_SECRET,
-        api_base=fake_api.url,
+        api_base=fake_wechat_api.url,
     )
     xml = build_incoming_xml("x", user=USER, msg_id=200)
     assert await server.post_signed(xml) == (200, "success")  # gave up at 1.0 s
     status, body = await server.post_signed(xml)  # WeChat's retry
     assert status == 200 and reply_content(body) == "第二次请求拿到"
     await asyncio.sleep(0.3)
-    assert fake_api.sends == [] and len(rasa.calls) == 1
+    assert fake_wechat_api.sends == [] and len(rasa.calls) == 1
 
 
 async def test_slow_answer_without_api_credentials_is_dropped_quietly(
@@ -519,15 +510,15 @@ async def test_slow_answer_without_api_credentials_is_dropped_quietly(
 
 
 async def test_push_refused_by_window_is_logged_not_raised(
-    wechat_server: ServerFactory, fake_api: FakeWeChatApi, caplog: pytest.LogCaptureFixture
+    wechat_server: ServerFactory, fake_wechat_api: FakeWeChatApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake_api.send_errcodes = [45015]
+    fake_wechat_api.send_errcodes = [45015]
     server = await wechat_server(
         rasa=FakeRasa(delay=0.4),
         reply_deadline_seconds=0.1,
         appid=APPID,
         app_secret=APP_SECRET,
-        api_base=fake_api.url,
+        api_base=fake_wechat_api.url,
     )
     assert await server.post_message("x") == (200, "success")
     for _ in range(50):
@@ -594,11 +585,11 @@ def test_rasa_loads_the_channel_from_credentials_yml(tmp_path: Any) -> None:
     assert channel.config.token  # the settings' (development) token
 
 
-async def test_dropped_connection_before_answer_means_push(fake_api: FakeWeChatApi) -> None:
+async def test_dropped_connection_before_answer_means_push(fake_wechat_api: FakeWeChatApi) -> None:
     # WeChat closed the connection (the handler is cancelled) before the answer came:
     # nobody is waiting any more, so the answer goes through the customer-service API.
     channel = WeChatInput(
-        WeChatConfig(token=TOKEN, appid=APPID, app_secret=APP_SECRET, api_base=fake_api.url)
+        WeChatConfig(token=TOKEN, appid=APPID, app_secret=APP_SECRET, api_base=fake_wechat_api.url)
     )
     rasa = FakeRasa(delay=0.3, replies=[{"text": "推送"}])
     incoming = parse_message(build_incoming_xml("x", user=USER, msg_id=300))
@@ -606,10 +597,10 @@ async def test_dropped_connection_before_answer_means_push(fake_api: FakeWeChatA
     await asyncio.sleep(0.1)
     waiting.cancel()
     try:
-        await fake_api.wait_for_sends(1)
+        await fake_wechat_api.wait_for_sends(1)
     finally:
         await channel.api.close()
-    assert fake_api.sends[0]["json"]["text"]["content"] == "推送"
+    assert fake_wechat_api.sends[0]["json"]["text"]["content"] == "推送"
     assert len(rasa.calls) == 1
 
 

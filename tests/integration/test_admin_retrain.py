@@ -103,11 +103,14 @@ class RetrainStack:
 
 @pytest.fixture(scope="module")
 def retrain_stack(
-    rasa_stack_factory: StackFactory, tmp_path_factory: pytest.TempPathFactory
+    rasa_stack_factory: StackFactory, tmp_path_factory: pytest.TempPathFactory, stack_model: Path
 ) -> RetrainStack:
     work = tmp_path_factory.mktemp("retrain")
     nlu_dir = work / "nlu"
     shutil.copytree(PROJECT_ROOT / "data" / "nlu", nlu_dir)
+    # Rasa serves the launcher's model from MODELS_DIR, as `make run` does.
+    (work / "models").mkdir()
+    model = shutil.copy(stack_model, work / "models" / stack_model.name)
     extra = {
         "MODELS_DIR": str(work / "models"),
         "MODEL_REGISTRY_DIR": str(work / "registry"),
@@ -115,7 +118,7 @@ def retrain_stack(
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "REVIEW_INGEST_INTERVAL_SECONDS": "1",
     }
-    stack = rasa_stack_factory("retrain", env=extra)
+    stack = rasa_stack_factory("retrain", env=extra, model=Path(model))
     return RetrainStack(
         stack=stack,
         registry=Registry(work / "models", work / "registry"),

@@ -85,7 +85,7 @@ def test_report_heating_opens_a_ticket_for_the_grid_worker(rasa_stack):
 
     # the address is remembered: next time only "还是…吗？"
     reply = resident.say("楼道里的灯坏了好几天了 晚上黑咕隆咚的")
-    assert "还是和平新村社区3号楼2单元501吗" in reply
+    assert "还是和平新村社区3号楼2单元501室吗" in reply
     assert "确认提交吗" in resident.say("对")
     assert TICKET_NUMBER.search(resident.say("确认"))
     assert [t["category_code"] for t in tickets_of(rasa_stack.database_url, resident.sender)] == [

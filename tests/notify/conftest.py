@@ -4,16 +4,14 @@ settings (wecom_api_base / wechat_api_base)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -25,8 +23,7 @@ from bot.store.db import make_engine, session_scope
 from bot.store.migrate import upgrade_to_head
 from bot.store.models import Community, Grid, Notification, Ticket
 from bot.tickets import service
-from tests.channels.conftest import APP_SECRET, APPID, FakeWeChatApi
-from tests.fakes import serve_on_loopback
+from tests.fakes import APP_SECRET, APPID, FakeRobot, FakeWeChatApi
 
 GRID_KEY = "grid-key-hpxc-01"
 OFFICE_KEY = "office-key-hpxc"
@@ -110,58 +107,6 @@ def ticket_status(engine: Engine, number: str) -> str:
         return session.execute(select(Ticket.status).where(Ticket.number == number)).scalar_one()
 
 
-# -- fake WeCom group robot -------------------------------------------------------------
-
-
-@dataclass
-class FakeRobot:
-    """POST /cgi-bin/webhook/send?key=...; answers from `script`, then errcode 0.
-
-    Script entries: ("ok",), ("http", status), ("errcode", code), ("sleep", seconds).
-    """
-
-    url: str = ""
-    received: list[dict[str, Any]] = field(default_factory=list)
-    script: list[tuple[Any, ...]] = field(default_factory=list)
-    delay: float = 0.0
-    always: tuple[Any, ...] | None = None
-
-    async def send(self, request: web.Request) -> web.Response:
-        step = self.script.pop(0) if self.script else (self.always or ("ok",))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if step[0] == "sleep":
-            await asyncio.sleep(step[1])
-        if step[0] == "http":
-            return web.Response(status=step[1], text="server error")
-        if step[0] == "errcode":
-            return web.json_response({"errcode": step[1], "errmsg": "fake refusal"})
-        raw = await request.read()
-        self.received.append(
-            {"key": request.query.get("key"), "json": await request.json(), "raw": raw}
-        )
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-    def contents(self) -> list[str]:
-        return [r["json"]["markdown"]["content"] for r in self.received]
-
-
-@pytest.fixture
-async def fake_robot() -> AsyncIterator[FakeRobot]:
-    fake = FakeRobot()
-    async with serve_on_loopback([("POST", "/cgi-bin/webhook/send", fake.send)]) as url:
-        fake.url = url
-        yield fake
-
-
-@pytest.fixture
-async def fake_wechat() -> AsyncIterator[FakeWeChatApi]:
-    fake = FakeWeChatApi()
-    async with serve_on_loopback(fake.routes()) as url:
-        fake.url = url
-        yield fake
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
@@ -169,12 +114,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def settings(engine: Engine, fake_robot: FakeRobot, fake_wechat: FakeWeChatApi) -> Settings:
+def settings(engine: Engine, fake_robot: FakeRobot, fake_wechat_api: FakeWeChatApi) -> Settings:
     """The process settings pointed at the fakes (after `engine` set the environment)."""
     return replace(
         get_settings(),
         wecom_api_base=fake_robot.url,
-        wechat_api_base=fake_wechat.url,
+        wechat_api_base=fake_wechat_api.url,
         wechat_appid=APPID,
         wechat_app_secret=APP_SECRET,
     )

@@ -18,8 +18,9 @@ from bot.store.db import session_scope
 from bot.store.models import utcnow
 from bot.tickets import service
 from bot.web.app import create_app
-from tests.channels.conftest import FakeRasa, FakeWeChatApi
-from tests.notify.conftest import RESIDENT, FakeRobot, notifications, open_report
+from tests.channels.conftest import FakeRasa
+from tests.fakes import FakeRobot, FakeWeChatApi
+from tests.notify.conftest import RESIDENT, notifications, open_report
 
 
 def channel(**kwargs) -> WeChatInput:
@@ -76,7 +77,7 @@ def test_rasa_gets_the_store_backed_channel() -> None:
 
 
 async def test_web_app_runs_the_sender_and_stops_it(
-    engine: Engine, settings: Settings, fake_robot: FakeRobot, fake_wechat: FakeWeChatApi
+    engine: Engine, settings: Settings, fake_robot: FakeRobot, fake_wechat_api: FakeWeChatApi
 ) -> None:
     app = create_app(
         replace(settings, notify_interval_seconds=0.05, admin_password="test-password-123"),
@@ -93,7 +94,7 @@ async def test_web_app_runs_the_sender_and_stops_it(
         assert number in fake_robot.contents()[0]
         with session_scope(engine) as session:
             service.accept(session, number, actor="worker:1")
-        await fake_wechat.wait_for_sends(1)
+        await fake_wechat_api.wait_for_sends(1)
     finally:
         await server.close()  # cancels the sender; must not hang or raise
     tasks = [t for t in asyncio.all_tasks() if t.get_name() == "notification-sender"]

@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.store.db import make_engine, session_scope
 from bot.store.models import utcnow
 from bot.tickets import service
-from tests.channels.conftest import FakeWeChatApi
+from tests.fakes import FakeWeChatApi
 from tests.notify.conftest import (
     GRID_KEY,
     RESIDENT,
@@ -171,7 +171,7 @@ async def test_resident_hears_of_accept_and_resolve_through_wechat(
     engine: Engine,
     settings: Settings,
     http: aiohttp.ClientSession,
-    fake_wechat: FakeWeChatApi,
+    fake_wechat_api: FakeWeChatApi,
     fake_robot: FakeRobot,
 ) -> None:
     number = open_report(engine)
@@ -182,7 +182,7 @@ async def test_resident_hears_of_accept_and_resolve_through_wechat(
     with session_scope(engine) as session:
         service.resolve(session, number, actor="worker:1", note="已更换阀门")
     await deliver_due(engine, http, settings, utcnow(), limiter=RateLimiter())
-    sent = [s["json"] for s in fake_wechat.sends]
+    sent = [s["json"] for s in fake_wechat_api.sends]
     assert [s["touser"] for s in sent] == [RESIDENT, RESIDENT]
     assert "已由网格员王芳受理" in sent[0]["text"]["content"]
     assert sent[1]["text"]["content"].startswith("您反映的供暖供气问题已处理：已更换阀门")
@@ -194,13 +194,13 @@ async def test_outside_the_window_the_news_waits_for_the_next_message(
     engine: Engine,
     settings: Settings,
     http: aiohttp.ClientSession,
-    fake_wechat: FakeWeChatApi,
+    fake_wechat_api: FakeWeChatApi,
     fake_robot: FakeRobot,
 ) -> None:
     number = open_report(engine)
     with session_scope(engine) as session:
         service.resolve(session, number, actor="worker:1", note="修好了")
-    fake_wechat.send_errcodes = [45015]
+    fake_wechat_api.send_errcodes = [45015]
     report = await deliver_due(engine, http, settings, utcnow(), limiter=RateLimiter())
     [row] = notifications(engine, channel="wechat")
     assert report.deferred == [row.id]
@@ -221,14 +221,14 @@ async def test_quota_and_missing_credentials_defer_too(
     engine: Engine,
     settings: Settings,
     http: aiohttp.ClientSession,
-    fake_wechat: FakeWeChatApi,
+    fake_wechat_api: FakeWeChatApi,
     fake_robot: FakeRobot,
 ) -> None:
     first = open_report(engine, "m1")
     second = open_report(engine, "m2")
     with session_scope(engine) as session:
         service.accept(session, first, actor="worker:1")
-    fake_wechat.send_errcodes = [45047]
+    fake_wechat_api.send_errcodes = [45047]
     await deliver_due(engine, http, settings, utcnow(), limiter=RateLimiter())
     with session_scope(engine) as session:
         service.accept(session, second, actor="worker:1")
@@ -237,31 +237,31 @@ async def test_quota_and_missing_credentials_defer_too(
     quota, missing = notifications(engine, channel="wechat")
     assert quota.status == "deferred" and "45047" in quota.last_error
     assert missing.status == "deferred" and "not_configured" in missing.last_error
-    assert fake_wechat.sends == []
+    assert fake_wechat_api.sends == []
 
 
 async def test_a_failed_wechat_push_is_retried(
     engine: Engine,
     settings: Settings,
     http: aiohttp.ClientSession,
-    fake_wechat: FakeWeChatApi,
+    fake_wechat_api: FakeWeChatApi,
     fake_robot: FakeRobot,
 ) -> None:
     number = open_report(engine)
     with session_scope(engine) as session:
         service.accept(session, number, actor="worker:1")
-    fake_wechat.send_errcodes = [-1]  # system busy
+    fake_wechat_api.send_errcodes = [-1]  # system busy
     now = utcnow()
     await deliver_due(engine, http, settings, now, limiter=RateLimiter())
     [row] = notifications(engine, channel="wechat")
     assert (row.status, row.attempts) == ("pending", 1) and "-1" in row.last_error
     await deliver_due(engine, http, settings, row.next_attempt_at, limiter=RateLimiter())
     [row] = notifications(engine, channel="wechat")
-    assert row.status == "sent" and len(fake_wechat.sends) == 1
+    assert row.status == "sent" and len(fake_wechat_api.sends) == 1
 
 
 async def test_two_senders_send_each_row_once(
-    engine: Engine, settings: Settings, fake_robot: FakeRobot, fake_wechat: FakeWeChatApi
+    engine: Engine, settings: Settings, fake_robot: FakeRobot, fake_wechat_api: FakeWeChatApi
 ) -> None:
     for i in range(6):
         number = open_report(engine, f"m{i}", sender_id=f"oRes{i}")
@@ -284,5 +284,7 @@ async def test_two_senders_send_each_row_once(
     sent = sorted(reports[0].sent + reports[1].sent)
     assert sent == sorted(r.id for r in rows)  # every row by exactly one of them
     assert len(fake_robot.received) == 6
-    assert len(fake_wechat.sends) == 6
-    assert sorted(s["json"]["touser"] for s in fake_wechat.sends) == [f"oRes{i}" for i in range(6)]
+    assert len(fake_wechat_api.sends) == 6
+    assert sorted(s["json"]["touser"] for s in fake_wechat_api.sends) == [
+        f"oRes{i}" for i in range(6)
+    ]

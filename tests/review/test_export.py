@@ -14,7 +14,7 @@ from bot.review.inbox import decide, undo
 from bot.review.text import text_hash
 from bot.settings import PROJECT_ROOT
 from bot.store.db import session_scope
-from tests.review.conftest import TrackerLog
+from tests.fakes import TrackerLog
 
 ADMIN = "worker:9:管理员"
 HOLDOUT = "tests/data/holdout_*.yml"

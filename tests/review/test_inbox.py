@@ -14,7 +14,7 @@ from bot.review.text import text_hash
 from bot.store.db import session_scope
 from bot.store.models import ReviewDecision, ReviewGroup, utcnow
 from bot.tickets import service
-from tests.review.conftest import TrackerLog
+from tests.fakes import TrackerLog
 from tests.web.conftest import add_ticket
 
 TZ = "Asia/Shanghai"

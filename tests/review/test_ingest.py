@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.conversation_log import ConversationLog
 from bot.review.ingest import ingest, watermark
-from bot.review.log import open_log, parse_user_event
 from bot.review.text import group_key, text_hash
 from bot.store.db import session_scope
 from bot.store.models import Grid, ReviewMessage, Ticket, utcnow
 from bot.tickets import service
-from tests.review.conftest import TrackerLog
+from tests.fakes import TrackerLog
 from tests.web.conftest import add_ticket
 
 HPXC = "和平新村3号楼2单元501"  # grid HPXC-01
@@ -30,36 +29,7 @@ def grid_id(engine, code: str) -> int:
         return session.execute(select(Grid.id).where(Grid.code == code)).scalar_one()
 
 
-# -- reading the log --------------------------------------------------------------------
-
-
-def test_only_resident_texts_are_messages() -> None:
-    def event(text: str, **parse) -> str:
-        return json.dumps({"event": "user", "text": text, "parse_data": parse})
-
-    assert parse_user_event(1, "s", 1.0, event("/share_photo")) is None  # channel trigger
-    assert parse_user_event(2, "s", 1.0, event('/greet{"x": 1}')) is None  # subscribe
-    assert parse_user_event(3, "s", 1.0, event("   ")) is None
-    assert parse_user_event(4, "s", 1.0, "not json") is None
-    message = parse_user_event(
-        5,
-        "s",
-        1.0,
-        event(
-            "暖气不热",
-            intent={"name": "nlu_fallback", "confidence": 0.4},
-            intent_ranking=[
-                {"name": "nlu_fallback", "confidence": 0.4},
-                {"name": "report_noise", "confidence": 0.35},
-                {"name": "report_heating", "confidence": 0.30},
-            ],
-        ),
-    )
-    assert message is not None
-    # the fallback is what the assistant did; its best guess is what is reviewed
-    assert message.intent == "nlu_fallback"
-    assert (message.top_intent, message.second_intent) == ("report_noise", "report_heating")
-    assert message.confidence == 0.35 and round(message.margin, 3) == 0.05
+# -- groups -------------------------------------------------------------------------------
 
 
 def test_near_duplicates_share_a_group() -> None:
@@ -77,7 +47,7 @@ def test_ingest_copies_each_resident_message_once(web_engine, tracker: TrackerLo
     tracker.user("你好", "greet", 0.95)
     tracker.user("/share_photo", "share_photo", 1.0)
     tracker.user("暖气不热", "report_heating", 0.7, "report_noise", 0.2)
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     first = ingest(web_engine, log)
     assert (first.added, first.skipped, first.caught_up) == (2, 1, True)
     again = ingest(web_engine, log)
@@ -97,7 +67,7 @@ def test_ingest_copies_each_resident_message_once(web_engine, tracker: TrackerLo
 def test_ingest_in_small_batches_and_budget(web_engine, tracker: TrackerLog) -> None:
     for i in range(7):
         tracker.user(f"消息{i}", "greet", 0.9)
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     partial = ingest(web_engine, log, batch_size=2, max_batches=2)
     assert partial.added == 4 and not partial.caught_up
     rest = ingest(web_engine, log, batch_size=2)
@@ -107,11 +77,11 @@ def test_ingest_in_small_batches_and_budget(web_engine, tracker: TrackerLog) -> 
 
 
 def test_no_log_yet_is_not_an_error(web_engine, tmp_path) -> None:
-    assert open_log(f"sqlite:///{tmp_path / 'missing.db'}") is None
+    assert ConversationLog(f"sqlite:///{tmp_path / 'missing.db'}").engine() is None
     assert not (tmp_path / "missing.db").exists()  # never created from here
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
-    log = open_log(f"sqlite:///{empty}")
+    log = ConversationLog(f"sqlite:///{empty}")
     assert ingest(web_engine, log).added == 0  # no events table yet
     log.dispose()
 
@@ -136,7 +106,7 @@ def test_messages_lead_to_their_tickets_and_workers_changes(
         sender_id="oB",
         now=now - timedelta(seconds=480),
     )
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     result = ingest(web_engine, log)
     assert result.linked == 2
     rows = {r.text: r for r in messages(web_engine)}
@@ -165,7 +135,7 @@ def test_messages_lead_to_their_tickets_and_workers_changes(
 def test_a_ticket_opened_after_the_copy_is_linked_later(web_engine, tracker: TrackerLog) -> None:
     now = utcnow()
     tracker.user("小区垃圾没人收", "report_sanitation", 0.8, at=now.timestamp() - 120)
-    log = open_log(tracker.url)
+    log = ConversationLog(tracker.url)
     ingest(web_engine, log)
     assert messages(web_engine)[0].ticket_id is None
     # the resident still had to give an address: the ticket comes a minute later
@@ -204,7 +174,7 @@ def test_real_rasa_tracker_store_events_are_read(web_engine, tmp_path) -> None:
     asyncio.run(store.save(tracker))
     store.engine.dispose()
 
-    log = open_log(f"sqlite:///{path}")
+    log = ConversationLog(f"sqlite:///{path}")
     result = ingest(web_engine, log)
     assert (result.added, result.skipped) == (1, 1)
     (row,) = messages(web_engine)

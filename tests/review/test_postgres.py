@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
+from bot.conversation_log import ConversationLog
 from bot.review.export import export_reviewed, nlu_examples
 from bot.review.inbox import InboxQuery, decide, load_inbox, undo
 from bot.review.ingest import ingest
 from bot.review.insights import load_insights
-from bot.review.log import open_log
 from bot.review.text import text_hash
 from bot.routing.directory import apply_directory, load_directory_file
 from bot.routing.locator import get_locator
@@ -121,7 +121,7 @@ def test_inbox_decisions_and_export_on_postgresql(pg, tmp_path: Path) -> None:
         )
         service.recategorise(session, ticket, "PETS", "worker:1:王芳")
 
-    log = open_log(url)  # the same database, as with PostgreSQL in production
+    log = ConversationLog(url)  # the same database, as with PostgreSQL in production
     result = ingest(engine, log)
     assert (result.added, result.linked) == (4, 1)
     assert ingest(engine, log).added == 0  # the overlap re-read finds nothing new

@@ -9,6 +9,10 @@
   `admin_client`: `WebClient`s (an aiohttp TestClient with its own cookies);
   `client_factory()` makes more, `await client.login(phone, password)`.
 - `add_ticket(engine, ...)`: open a ticket through the service, returns its number.
+- `tracker`: a `TrackerLog` (tests/fakes.py) writing Rasa's conversation log where
+  the app reads it; `copy_log()` copies it into the review inbox; `nlu_dir`: a
+  copy of data/nlu (what the review export writes into). The app's background
+  copy of the log is off.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot.accounts import ensure_first_admin, set_password
+from bot.conversation_log import ConversationLog
+from bot.review.ingest import IngestResult, ingest
 from bot.routing.directory import apply_directory, load_directory_file
 from bot.routing.locator import get_locator
 from bot.settings import PROJECT_ROOT, Settings, load_settings
@@ -35,7 +42,7 @@ from bot.store.migrate import upgrade_to_head
 from bot.store.models import Community, Worker, utcnow
 from bot.tickets.service import open_ticket
 from bot.web.app import create_app
-from bot.web.auth import ensure_first_admin, set_password
+from tests.fakes import TrackerLog
 
 DEMO_FILE = PROJECT_ROOT / "data" / "grids" / "jinan-demo.yml"
 PASSWORD = "grid-worker-pass"
@@ -112,18 +119,52 @@ def web_engine(web_db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def web_settings(web_db_url: str, tmp_path: Path) -> Settings:
+def tracker_path(tmp_path: Path) -> Path:
+    return tmp_path / "conversations.db"
+
+
+@pytest.fixture
+def tracker(tracker_path: Path) -> TrackerLog:
+    return TrackerLog(tracker_path)
+
+
+@pytest.fixture
+def nlu_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "nlu"
+    target.mkdir()
+    for path in (PROJECT_ROOT / "data" / "nlu").glob("*.yml"):
+        if path.name != "reviewed.yml":
+            shutil.copy(path, target / path.name)
+    return target
+
+
+@pytest.fixture
+def copy_log(web_engine: Engine, tracker: TrackerLog) -> Iterator:
+    """`copy_log()`: ingest everything new of the test's log into the test database."""
+    log = ConversationLog(tracker.url)
+
+    def run() -> IngestResult:
+        return ingest(web_engine, log)
+
+    yield run
+    log.dispose()
+
+
+@pytest.fixture
+def web_settings(web_db_url: str, tracker_path: Path, nlu_dir: Path) -> Settings:
     return replace(
         load_settings(),
         database_url=web_db_url,
-        # absent unless a test writes it (the pages must do without)
-        tracker_database_url=f"sqlite:///{tmp_path / 'conversations.db'}",
+        # absent unless a test writes it (`tracker`): the pages must do without
+        tracker_database_url=f"sqlite:///{tracker_path}",
         web_secret_key=SECRET,
         admin_password=ADMIN_PASSWORD,
         web_cookie_secure=False,
         wecom_api_base=NOWHERE,
         wechat_api_base=NOWHERE,
         rasa_url=NOWHERE,
+        nlu_data_dir=nlu_dir,
+        review_ingest_interval_seconds=0,  # tests copy the log when they want to
     )
 
 

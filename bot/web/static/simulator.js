@@ -272,7 +272,7 @@
       item.appendChild(el("div", "category", t.category));
       const where = [t.community, t.grid].filter(Boolean).join(" · ") || (t.level + "处理");
       item.appendChild(el("div", "meta", "网格：" + where));
-      item.appendChild(el("div", "meta", "网格员：" + (t.worker || "—")));
+      item.appendChild(el("div", "meta", "处理人：" + (t.handler || "—")));
       if (t.created) item.appendChild(el("div", "meta", "提交于 " + t.created));
       els.ticketList.appendChild(item);
     });

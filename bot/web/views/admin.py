@@ -2,8 +2,8 @@
 
 Every admin page and action uses `admin_only` (logged out: to /login; logged
 in without the admin role: 403; unsafe requests need the CSRF token). The
-figures come from bot.dashboard; the directory and people pages are in
-admin_directory.py and admin_people.py.
+figures come from bot.tickets.stats, the CSV from bot.tickets.export; the
+directory and people pages are in admin_directory.py and admin_people.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot import dashboard
 from bot.store.models import utcnow
+from bot.tickets import export, stats
 from bot.web import auth
 from bot.web.charts import COLORS, Series, bar_chart, line_chart
 from bot.web.db import run_db
@@ -92,8 +92,8 @@ def setup(app: web.Application) -> None:
 # -- dashboard ---------------------------------------------------------------------
 
 
-def _charts(data: dashboard.Dashboard) -> dict[str, Any]:
-    def bars(rows: list[dashboard.CountRow], title: str, color: str) -> Any:
+def _charts(data: stats.Dashboard) -> dict[str, Any]:
+    def bars(rows: list[stats.CountRow], title: str, color: str) -> Any:
         return bar_chart([(r.label, r.total) for r in rows[:BAR_LIMIT]], title=title, color=color)
 
     trend = data.trend
@@ -112,19 +112,17 @@ def _charts(data: dashboard.Dashboard) -> dict[str, Any]:
     }
 
 
-def _filter_and_time(request: web.Request) -> tuple[dashboard.TicketFilter, list[str], Any, Any]:
+def _filter_and_time(request: web.Request) -> tuple[stats.TicketFilter, list[str], Any, Any]:
     tz = local_tz(request.app)
     now = utcnow()
-    f, errors = dashboard.parse_filter(request.query, now.astimezone(tz).date())
+    f, errors = stats.parse_filter(request.query, now.astimezone(tz).date())
     return f, errors, tz, now
 
 
 @admin_only
 async def dashboard_page(request: web.Request) -> web.StreamResponse:
     f, errors, tz, now = _filter_and_time(request)
-    data = await run_db(
-        request.app, lambda s: dashboard.build_dashboard(s, f, tz, now), readonly=True
-    )
+    data = await run_db(request.app, lambda s: stats.build_dashboard(s, f, tz, now), readonly=True)
     return render(
         request,
         "admin/dashboard.html",
@@ -152,16 +150,16 @@ async def tickets_csv(request: web.Request) -> web.StreamResponse:
     )
     auth.page_headers(response)
     await response.prepare(request)
-    await response.write(dashboard.csv_text([], header=True).encode("utf-8"))
+    await response.write(export.csv_text([], header=True).encode("utf-8"))
     after: int | None = 0
     while after is not None:
         rows, after = await run_db(
             request.app,
-            lambda s, start=after: dashboard.export_page(
-                s, f, tz, after_id=start, limit=dashboard.EXPORT_PAGE
+            lambda s, start=after: export.export_page(
+                s, f, tz, after_id=start, limit=export.EXPORT_PAGE
             ),
             readonly=True,
         )
-        await response.write(dashboard.csv_text(rows).encode("utf-8"))
+        await response.write(export.csv_text(rows).encode("utf-8"))
     await response.write_eof()
     return response

@@ -2,240 +2,23 @@
 
 Grid workers come from the grid directory (imported on the directory page);
 here admins add community staff and other admins, change roles and
-communities, set passwords and deactivate accounts. A deactivated account can
-no longer log in, and its open sessions end at once (bot.web.auth checks
-`active` on every request); a new password ends the old sessions too.
-
-Guard rails: an admin cannot demote or deactivate themselves, and the last
-active admin cannot be demoted or deactivated (nobody could get back in).
-
-The first half is plain functions on a Session (testable without HTTP), the
-handlers follow.
+communities, set passwords and deactivate accounts (bot.accounts, with its
+guard rails) and create or revoke API keys (bot.apikeys).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from bot import apikeys
-from bot.store.models import Community, Grid, Worker, utcnow
+from bot import accounts, apikeys
+from bot.accounts import ADDABLE_ROLES, ROLES, CurrentWorker, NewPerson, PeopleError
+from bot.tickets.display import ROLE_LABELS, role_label
 from bot.web import auth
-from bot.web.auth import ROLE_LABELS, CurrentWorker, WorkerRow
 from bot.web.db import run_db
 from bot.web.views.admin import admin_only, render
-
-ADDABLE_ROLES = ("community_staff", "admin")
-ROLES = ("grid_worker", "community_staff", "admin")
-MAX_NAME = 100
-PHONE_RE = re.compile(r"^[0-9A-Za-z+\-_.]{3,50}$")
-GENERATED_PASSWORD_BYTES = 9  # 12 characters, 72 bits
-
-
-class PeopleError(ValueError):
-    """The admin's input is not acceptable (a Chinese message; nothing changed)."""
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
-
-
-def _check_password(password: str) -> None:
-    try:
-        auth.check_new_password(password)
-    except ValueError as error:
-        raise PeopleError(str(error)) from None
-
-
-def _community_id(session: Session, role: str, raw: str | int | None) -> int | None:
-    """The community of a role: required for community staff, none for admins."""
-    if role == "admin":
-        return None
-    text = str(raw or "").strip()
-    if not text:
-        if role == "community_staff":
-            raise PeopleError("社区工作人员需要选择所属社区。")
-        return None
-    if not text.isdigit():
-        raise PeopleError("所选社区无效。")
-    community = session.get(Community, int(text))
-    if community is None:
-        raise PeopleError("所选社区不存在。")
-    if role == "community_staff" and not community.active:
-        raise PeopleError(f"{community.name}已停用，不能再分配工作人员。")
-    return community.id
-
-
-def communities(session: Session) -> list[tuple[int, str]]:
-    return [
-        (cid, name)
-        for cid, name in session.execute(
-            select(Community.id, Community.name)
-            .where(Community.active.is_(True))
-            .order_by(Community.name)
-        )
-    ]
-
-
-@dataclass(frozen=True)
-class NewPerson:
-    id: int
-    name: str
-    phone: str
-    role: str
-    password: str | None  # generated: shown once
-
-
-def add_person(
-    session: Session,
-    name: str,
-    phone: str,
-    role: str,
-    community: str | int | None = None,
-    password: str = "",
-) -> NewPerson:
-    """Add community staff or an admin; an empty password is generated."""
-    name, phone = (name or "").strip(), (phone or "").strip()
-    if not name or len(name) > MAX_NAME:
-        raise PeopleError(f"请填写姓名（最多{MAX_NAME}字）。")
-    if not PHONE_RE.match(phone):
-        raise PeopleError("请填写手机号（登录账号；3-50位数字或字母）。")
-    if role not in ADDABLE_ROLES:
-        raise PeopleError("只能在此添加社区工作人员或管理员；网格员请通过网格目录导入。")
-    community_id = _community_id(session, role, community)
-    existing = session.execute(select(Worker).where(Worker.phone == phone)).scalar_one_or_none()
-    if existing is not None:
-        role_label = ROLE_LABELS.get(existing.role, existing.role)
-        raise PeopleError(f"手机号{phone}已属于{existing.name}（{role_label}）。")
-    generated = None
-    if not password:
-        password = generated = generate_password()
-    _check_password(password)
-    worker = Worker(
-        name=name,
-        phone=phone,
-        role=role,
-        community_id=community_id,
-        active=True,
-        password_hash=auth.hash_password(password),
-    )
-    session.add(worker)
-    session.flush()
-    return NewPerson(worker.id, name, phone, role, generated)
-
-
-@dataclass(frozen=True)
-class Person:
-    id: int
-    name: str
-    phone: str | None
-    role: str
-    role_label: str
-    community_id: int | None
-    community: str | None
-    grids: list[tuple[str, str, bool]]  # code, name, active
-    active: bool
-    has_password: bool
-
-    @property
-    def active_grids(self) -> list[str]:
-        return [code for code, _name, active in self.grids if active]
-
-
-def get_person(session: Session, worker_id: int) -> Person | None:
-    worker = session.get(Worker, worker_id)
-    if worker is None:
-        return None
-    community = session.get(Community, worker.community_id) if worker.community_id else None
-    grids = [
-        (code, name, bool(active))
-        for code, name, active in session.execute(
-            select(Grid.code, Grid.name, Grid.active)
-            .where(Grid.worker_id == worker.id)
-            .order_by(Grid.code)
-        )
-    ]
-    return Person(
-        id=worker.id,
-        name=worker.name,
-        phone=worker.phone,
-        role=worker.role,
-        role_label=ROLE_LABELS.get(worker.role, worker.role),
-        community_id=worker.community_id,
-        community=community.name if community else None,
-        grids=grids,
-        active=bool(worker.active),
-        has_password=bool(worker.password_hash),
-    )
-
-
-def _worker(session: Session, worker_id: int) -> Worker:
-    worker = session.get(Worker, worker_id)
-    if worker is None:
-        raise LookupError(worker_id)
-    return worker
-
-
-def _other_active_admins(session: Session, worker_id: int) -> int:
-    return session.execute(
-        select(func.count(Worker.id)).where(
-            Worker.role == "admin", Worker.active.is_(True), Worker.id != worker_id
-        )
-    ).scalar_one()
-
-
-def change_role(
-    session: Session, acting: CurrentWorker, worker_id: int, role: str, community: str | None
-) -> Worker:
-    """Set role and community. LookupError: no such worker; PeopleError: refused."""
-    if role not in ROLES:
-        raise PeopleError("请选择有效的角色。")
-    worker = _worker(session, worker_id)
-    if worker.role == "admin" and role != "admin":
-        if worker.id == acting.id:
-            raise PeopleError("不能取消自己的管理员权限（请让另一位管理员操作）。")
-        if worker.active and _other_active_admins(session, worker.id) == 0:
-            raise PeopleError("这是最后一位启用中的管理员，不能取消其管理员权限。")
-    worker.community_id = _community_id(session, role, community)
-    worker.role = role
-    worker.updated_at = utcnow()
-    session.flush()
-    return worker
-
-
-def reset_password(session: Session, worker_id: int, password: str = "") -> str | None:
-    """Set a new password (ends the worker's sessions); an empty one is
-    generated and returned (to be shown once)."""
-    worker = _worker(session, worker_id)
-    generated = None
-    if not password:
-        password = generated = generate_password()
-    _check_password(password)
-    worker.password_hash = auth.hash_password(password)
-    worker.updated_at = utcnow()
-    session.flush()
-    return generated
-
-
-def set_active(session: Session, acting: CurrentWorker, worker_id: int, active: bool) -> Worker:
-    """Deactivate (can no longer log in; sessions end) or reactivate."""
-    worker = _worker(session, worker_id)
-    if not active:
-        if worker.id == acting.id:
-            raise PeopleError("不能停用自己的账号。")
-        if worker.role == "admin" and _other_active_admins(session, worker.id) == 0:
-            raise PeopleError("这是最后一位启用中的管理员，不能停用。")
-    worker.active = active
-    worker.updated_at = utcnow()
-    session.flush()
-    return worker
-
 
 # -- handlers: people ----------------------------------------------------------------------
 
@@ -257,16 +40,13 @@ async def _people_page(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    def load(session: Session) -> tuple[list[WorkerRow], list[tuple[int, str]]]:
-        return auth.list_workers(session), communities(session)
-
-    workers, choices = await run_db(request.app, load, readonly=True)
+    page = await run_db(request.app, accounts.people_page, readonly=True)
     return render(
         request,
         "admin/people.html",
         {
-            "workers": workers,
-            "communities": choices,
+            "workers": page.workers,
+            "communities": page.communities,
             "role_labels": ROLE_LABELS,
             "addable_roles": ADDABLE_ROLES,
             "error": error,
@@ -291,7 +71,7 @@ async def people_add(request: web.Request) -> web.StreamResponse:
     try:
         created = await run_db(
             request.app,
-            lambda s: add_person(
+            lambda s: accounts.add_person(
                 s,
                 values["name"],
                 values["phone"],
@@ -302,7 +82,7 @@ async def people_add(request: web.Request) -> web.StreamResponse:
         )
     except PeopleError as error:
         return await _people_page(request, error=str(error), form=values, status=400)
-    label = ROLE_LABELS.get(created.role, created.role)
+    label = role_label(created.role)
     return await _people_page(
         request, message=f"已添加{label}{created.name}（账号{created.phone}）。", created=created
     )
@@ -326,10 +106,8 @@ async def _person_page(
     new_password: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    def load(session: Session) -> tuple[Person | None, list[tuple[int, str]]]:
-        return get_person(session, worker_id), communities(session)
-
-    person, choices = await run_db(request.app, load, readonly=True)
+    page = await run_db(request.app, lambda s: accounts.person_page(s, worker_id), readonly=True)
+    person = page.person
     if person is None:
         return _not_found(request)
     return render(
@@ -337,7 +115,7 @@ async def _person_page(
         "admin/person.html",
         {
             "p": person,
-            "communities": choices,
+            "communities": page.communities,
             "roles": ROLES,
             "role_labels": ROLE_LABELS,
             "error": error,
@@ -387,7 +165,7 @@ async def person_role(request: web.Request) -> web.StreamResponse:
     role = str(form.get("role", ""))
     community = str(form.get("community", ""))[:12]
     return await _person_action(
-        request, lambda s, wid: change_role(s, acting, wid, role, community), "role"
+        request, lambda s, wid: accounts.change_role(s, acting, wid, role, community), "role"
     )
 
 
@@ -406,7 +184,7 @@ async def person_password(request: web.Request) -> web.StreamResponse:
         )
     return await _person_action(
         request,
-        lambda s, wid: reset_password(s, wid, password),
+        lambda s, wid: accounts.reset_password(s, wid, password),
         None if not password else "password",
     )
 
@@ -418,7 +196,7 @@ async def person_active(request: web.Request) -> web.StreamResponse:
     active = str(form.get("active", "")) == "1"
     return await _person_action(
         request,
-        lambda s, wid: set_active(s, acting, wid, active),
+        lambda s, wid: accounts.set_active(s, acting, wid, active),
         "activated" if active else "deactivated",
     )
 

@@ -6,9 +6,8 @@ import math
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
-from bot.store.models import Worker
+from bot import accounts
 from bot.web import auth
 from bot.web.db import run_db
 
@@ -68,19 +67,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             status=429,
         )
 
-    def check(session):
-        worker = auth.authenticate(session, phone, password)
-        if worker is None:
-            return None, None
-        password_hash = session.execute(
-            select(Worker.password_hash).where(Worker.id == worker.id)
-        ).scalar_one()
-        return worker, password_hash
-
     stamp = throttle.attempt(phone, address)
-    worker, password_hash = await run_db(request.app, check, readonly=True)
-    if worker is None:
+    found = await run_db(request.app, lambda s: accounts.login(s, phone, password), readonly=True)
+    if found is None:
         return _login_page(request, phone=phone, error="手机号或密码不正确。", status=401)
+    worker, password_hash = found
 
     throttle.succeeded(phone, address, stamp)
     target = _safe_next(str(form.get("next", "")) or request.query.get("next"))

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import subprocess
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,29 +20,25 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from bot.tickets import display
 from bot.training import jobs as training_jobs
+from bot.training import pages
 from bot.training.deploy import (
-    CurrentModel,
     DeployError,
     DeployRefused,
     RasaApi,
-    comparable_scores,
-    current_model,
     deploy,
     rollback,
 )
-from bot.training.evaluation import Scores
-from bot.training.guard import MIN_REASON_LENGTH, GuardDecision, check
+from bot.training.guard import MIN_REASON_LENGTH
 from bot.training.jobs import Job, JobError, JobOptions
-from bot.training.registry import NAME_RE, ModelRecord, Registry, RegistryError
+from bot.training.registry import NAME_RE, Registry, RegistryError
 from bot.web import auth
 from bot.web.keys import SETTINGS
+from bot.web.views.admin import admin_only
 
 logger = logging.getLogger(__name__)
 
-ADMIN = ("admin",)
-HISTORY_ROWS = 20
-JOB_ROWS = 8
 
 # What the page's "start training" asks for; tests replace it (fake trainer).
 TRAINING_OPTIONS = web.AppKey("models.training_options", JobOptions)
@@ -54,124 +49,6 @@ DONE_MESSAGES = {
     "deployed": "新模型已上线，正在运行的 Rasa 服务器已换用它，对话不受影响。",
     "rolled_back": "已回滚到上一个模型。",
 }
-
-
-# -- what the pages show (plain functions) ------------------------------------------
-
-
-@dataclass
-class MetricRow:
-    label: str
-    current: float | None
-    new: float | None
-    support: int | None = None
-
-    @property
-    def delta(self) -> float | None:
-        if self.current is None or self.new is None:
-            return None
-        return self.new - self.current
-
-    @property
-    def trend(self) -> str:
-        """CSS class: worse / better / same (by more than rounding)."""
-        delta = self.delta
-        if delta is None or abs(delta) < 0.0005:
-            return "same"
-        return "better" if delta > 0 else "worse"
-
-
-@dataclass
-class Comparison:
-    current_name: str | None
-    new_name: str
-    current: Scores | None
-    new: Scores | None
-    decision: GuardDecision
-
-    @property
-    def summary(self) -> list[MetricRow]:
-        c, n = self.current, self.new
-        return [
-            MetricRow("准确率", c.accuracy if c else None, n.accuracy if n else None),
-            MetricRow("宏平均F1", c.macro_f1 if c else None, n.macro_f1 if n else None),
-            MetricRow(
-                "追问率（未识别）", c.fallback_rate if c else None, n.fallback_rate if n else None
-            ),
-        ]
-
-    @property
-    def per_intent(self) -> list[MetricRow]:
-        intents = sorted(
-            set(self.new.per_intent if self.new else {})
-            | set(self.current.per_intent if self.current else {})
-        )
-        rows = [
-            MetricRow(
-                intent,
-                self.current.per_intent.get(intent) if self.current else None,
-                self.new.per_intent.get(intent) if self.new else None,
-                (self.new or self.current).support.get(intent),  # type: ignore[union-attr]
-            )
-            for intent in intents
-        ]
-        # the biggest drops first: what an admin must look at
-        return sorted(rows, key=lambda r: (r.delta if r.delta is not None else 0.0, r.label))
-
-
-def comparison_of(registry: Registry, name: str, current: CurrentModel | None) -> Comparison:
-    current_scores, new_scores = comparable_scores(registry, name, current)
-    return Comparison(
-        current_name=current.name if current else None,
-        new_name=name,
-        current=current_scores,
-        new=new_scores,
-        decision=check(current_scores, new_scores, has_current=current is not None),
-    )
-
-
-def comparison_of_job(job: Job) -> Comparison | None:
-    scores = job.scores or {}
-    if not scores.get("new") or not job.model:
-        return None
-    decision = GuardDecision.from_dict(job.guard) or GuardDecision(False, ["没有检查结果"])
-    return Comparison(
-        current_name=job.current_model,
-        new_name=job.model,
-        current=Scores.from_dict(scores["current"]) if scores.get("current") else None,
-        new=Scores.from_dict(scores["new"]),
-        decision=decision,
-    )
-
-
-@dataclass
-class OverviewPage:
-    current: CurrentModel | None
-    current_record: ModelRecord | None
-    running: Job | None
-    jobs: list[Job]
-    models: list[ModelRecord]
-    history: list[Any]
-    rollback_target: str | None
-    rasa_error: str = ""
-
-
-def overview(registry: Registry, api: RasaApi) -> OverviewPage:
-    rasa_error = ""
-    try:
-        current = current_model(registry, api)
-    except DeployError as error:
-        current, rasa_error = None, str(error)
-    return OverviewPage(
-        rasa_error=rasa_error,
-        current=current,
-        current_record=registry.record_for(current.name, current.path) if current else None,
-        running=training_jobs.running_job(registry),
-        jobs=training_jobs.list_jobs(registry, JOB_ROWS),
-        models=registry.list_models(),
-        history=list(reversed(registry.deployments()))[:HISTORY_ROWS],
-        rollback_target=(target[0] if (target := registry.rollback_target()) else None),
-    )
 
 
 # -- setup -----------------------------------------------------------------------
@@ -207,14 +84,7 @@ def setup(app: web.Application) -> None:
             return value
 
     env.filters["iso_local"] = iso_local
-    env.filters["actor_name"] = actor_name
-
-
-def actor_name(actor: str | None) -> str:
-    """`worker:12:王芳` (how deployments record a web user) -> `王芳`; others as they are."""
-    if actor and actor.startswith("worker:"):
-        return actor.split(":", 2)[-1]
-    return actor or ""
+    env.filters["actor_name"] = lambda actor: display.actor_label(actor or "")
 
 
 def _registry(request: web.Request) -> Registry:
@@ -245,9 +115,9 @@ def _not_found(request: web.Request, what: str = "没有这个模型") -> web.Re
 # -- handlers --------------------------------------------------------------------
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def models_page(request: web.Request) -> web.StreamResponse:
-    page = await asyncio.to_thread(overview, _registry(request), _api(request))
+    page = await asyncio.to_thread(pages.overview, _registry(request), _api(request))
     message = DONE_MESSAGES.get(request.query.get("done", ""), "")
     return _render(request, "admin/models.html", {"page": page, "message": message})
 
@@ -264,7 +134,7 @@ def _reap(app: web.Application, process: subprocess.Popen) -> None:
     threading.Thread(target=wait, name=f"reap-{process.pid}", daemon=True).start()
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def start_training(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     defaults = request.app[TRAINING_OPTIONS]
@@ -297,23 +167,23 @@ async def _job(request: web.Request) -> Job | None:
     return await asyncio.to_thread(training_jobs.read_job, _registry(request), job_id)
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def job_page(request: web.Request) -> web.StreamResponse:
     job = await _job(request)
     if job is None:
         return _not_found(request, "没有这个训练任务")
     message = ""
     if request.query.get("attached"):
-        who = actor_name(job.requested_by)
+        who = display.actor_label(job.requested_by)
         message = f"已有训练任务在运行（{who} 发起），没有另起一个：这就是它的进度。"
     return _render(
         request,
         "admin/models_job.html",
-        {"job": job, "comparison": comparison_of_job(job), "message": message},
+        {"job": job, "comparison": pages.comparison_of_job(job), "message": message},
     )
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def job_json(request: web.Request) -> web.StreamResponse:
     job = await _job(request)
     if job is None:
@@ -326,27 +196,19 @@ async def job_json(request: web.Request) -> web.StreamResponse:
 async def _model_page(
     request: web.Request, name: str, *, error: str = "", status: int = 200, reason: str = ""
 ) -> web.Response:
-    registry = _registry(request)
-
-    def load() -> tuple[ModelRecord | None, CurrentModel | None, Comparison | None]:
-        if registry.resolve(name) is None:
-            return None, None, None
-        current = current_model(registry, _api(request))
-        return registry.record_for(name), current, comparison_of(registry, name, current)
-
     try:
-        record, current, comparison = await asyncio.to_thread(load)
+        page = await asyncio.to_thread(pages.model_page, _registry(request), _api(request), name)
     except DeployError as failure:
         return auth.render_error(request, 502, f"无法查询 Rasa 服务器：{failure}")
-    if record is None:
+    if page is None:
         return _not_found(request)
     return _render(
         request,
         "admin/models_detail.html",
         {
-            "record": record,
-            "current": current,
-            "comparison": comparison,
+            "record": page.record,
+            "current": page.current,
+            "comparison": page.comparison,
             "error": error,
             "reason": reason,
         },
@@ -359,7 +221,7 @@ def _name(request: web.Request) -> str | None:
     return name if NAME_RE.match(name) else None
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def model_page(request: web.Request) -> web.StreamResponse:
     name = _name(request)
     if name is None:
@@ -367,7 +229,7 @@ async def model_page(request: web.Request) -> web.StreamResponse:
     return await _model_page(request, name)
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def deploy_model(request: web.Request) -> web.StreamResponse:
     name = _name(request)
     if name is None:
@@ -398,7 +260,7 @@ async def deploy_model(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(request.app.router["admin_models"].url_for().with_query(done="deployed"))
 
 
-@auth.login_required(roles=ADMIN)
+@admin_only
 async def rollback_model(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     reason = str(form.get("reason", "")).strip() or None

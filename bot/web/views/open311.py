@@ -1,4 +1,4 @@
-"""Open311 GeoReport v2 handlers: read the request, call bot.open311, answer JSON.
+"""Open311 GeoReport v2 handlers: read the request, call bot.open311's resource, answer JSON.
 
 Every failure answers the specification's error list (`[{"code", "description"}]`)
 with 400, 403 or 404, never a bare 500: the specification asks for 400 on
@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot import open311
+from bot.open311 import answers, parsing, requests, submit
+from bot.open311 import services as open311_services
+from bot.open311.mapping import local_zone
 from bot.store.models import utcnow
 from bot.taxonomy import get_taxonomy
 from bot.web.db import run_db
@@ -36,7 +38,7 @@ PATHS = {
 
 def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        text=open311.dumps(body),
+        text=answers.dumps(body),
         status=status,
         content_type="application/json",
         charset="utf-8",
@@ -51,15 +53,15 @@ def _answers_errors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except open311.Open311Error as exc:
+        except answers.Open311Error as exc:
             return reply(exc.errors, exc.status)
         except web.HTTPRequestEntityTooLarge:
-            return reply([open311.error(400, "request body too large")], 400)
+            return reply([answers.error(400, "request body too large")], 400)
         except Exception:
             log.exception("Open311 %s %s failed", request.method, request.path)
             return reply(
                 [
-                    open311.error(
+                    answers.error(
                         400, "service error: the request could not be processed, try again later"
                     )
                 ],
@@ -70,27 +72,27 @@ def _answers_errors(handler: Handler) -> Handler:
 
 
 def _zone(request: web.Request) -> ZoneInfo:
-    return open311.local_zone(request.app[SETTINGS].timezone)
+    return local_zone(request.app[SETTINGS].timezone)
 
 
 @_answers_errors
 async def services(request: web.Request) -> web.Response:
-    return reply(open311.services(get_taxonomy()))
+    return reply(open311_services.services(get_taxonomy()))
 
 
 @_answers_errors
 async def service_definition(request: web.Request) -> web.Response:
-    return reply(open311.service_definition(request.match_info["code"], get_taxonomy()))
+    return reply(open311_services.service_definition(request.match_info["code"], get_taxonomy()))
 
 
 @_answers_errors
 async def list_requests(request: web.Request) -> web.Response:
     zone = _zone(request)
-    query = open311.parse_query(request.query.items(), now=utcnow(), zone=zone)
+    query = parsing.parse_query(request.query.items(), now=utcnow(), zone=zone)
     taxonomy = get_taxonomy()
     found = await run_db(
         request.app,
-        lambda session: open311.find_requests(session, query, zone=zone, taxonomy=taxonomy),
+        lambda session: requests.find_requests(session, query, zone=zone, taxonomy=taxonomy),
         readonly=True,
     )
     return reply(found)
@@ -103,7 +105,7 @@ async def one_request(request: web.Request) -> web.Response:
     taxonomy = get_taxonomy()
     found = await run_db(
         request.app,
-        lambda session: open311.get_request(session, request_id, zone=zone, taxonomy=taxonomy),
+        lambda session: requests.get_request(session, request_id, zone=zone, taxonomy=taxonomy),
         readonly=True,
     )
     return reply(found)
@@ -115,14 +117,14 @@ async def _fields(request: web.Request) -> dict[str, str]:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise open311.Open311Error.of(400, "the body is not valid JSON") from None
-        fields = open311.json_fields(body)
+            raise answers.Open311Error.of(400, "the body is not valid JSON") from None
+        fields = parsing.json_fields(body)
     else:
         try:
             form = await request.post()
         except UnicodeDecodeError:
-            raise open311.Open311Error.of(400, "the body is not valid UTF-8") from None
-        fields = open311.form_fields(form.items())
+            raise answers.Open311Error.of(400, "the body is not valid UTF-8") from None
+        fields = parsing.form_fields(form.items())
     # The key may also come in the query string (as some clients send it).
     if "api_key" not in fields and "api_key" in request.query:
         fields["api_key"] = request.query["api_key"]
@@ -137,12 +139,12 @@ async def create_request(request: web.Request) -> web.Response:
     fields = await _fields(request)
     if not (fields.get("api_key") or "").strip():
         # No database work for clients without a key.
-        return reply([open311.error(403, "api_key was not provided")], 403)
+        return reply([answers.error(403, "api_key was not provided")], 403)
     zone = _zone(request)
     taxonomy = get_taxonomy()
     outcome = await run_db(
         request.app,
-        lambda session: open311.submit_request(session, fields, zone=zone, taxonomy=taxonomy),
+        lambda session: submit.submit_request(session, fields, zone=zone, taxonomy=taxonomy),
     )
     return reply(outcome.body, outcome.status)
 
@@ -158,10 +160,10 @@ async def not_found(request: web.Request) -> web.Response:
         allowed = ("GET",)
     if allowed is not None:
         return reply(
-            [open311.error(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")],
+            [answers.error(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")],
             405,
             headers={"Allow": ", ".join(allowed)},
         )
     return reply(
-        [open311.error(404, f"no such Open311 resource: {request.path[:100]} (JSON only)")], 404
+        [answers.error(404, f"no such Open311 resource: {request.path[:100]} (JSON only)")], 404
     )

@@ -15,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.review.export import SKIP_REASONS, ExportResult, export_reviewed
@@ -35,41 +32,23 @@ from bot.review.inbox import (
     DecisionRefused,
     InboxQuery,
     decide,
-    load_inbox,
+    inbox_view,
+    intent_labels,
     undo,
 )
-from bot.review.ingest import IngestResult, ingest
+from bot.review.ingest import LogCopier
 from bot.review.insights import load_insights
-from bot.review.log import open_log
-from bot.store.models import Grid, ReviewDecision
-from bot.taxonomy import Taxonomy, get_taxonomy
+from bot.taxonomy import get_taxonomy
 from bot.web import auth
 from bot.web.db import run_db
-from bot.web.keys import ENGINE, SETTINGS
+from bot.web.keys import CONVERSATION_LOG, ENGINE, SETTINGS
+from bot.web.views.admin import admin_only, render
 
 logger = logging.getLogger(__name__)
 
-ADMIN = ("admin",)
-admin_only = auth.login_required(roles=ADMIN)
 
 INGEST_BUDGET = 0.3  # seconds a page may spend copying new messages first
 BACKGROUND_BATCHES = 50  # batches per background round (50,000 messages)
-
-# Names of the conversation intents (categories have their labels in taxonomy.yml).
-DIALOGUE_LABELS = {
-    "greet": "问候",
-    "goodbye": "告别",
-    "thank": "感谢",
-    "affirm": "肯定",
-    "deny": "否定",
-    "bot_challenge": "问是不是机器人",
-    "check_ticket": "查询进度",
-    "cancel_ticket": "撤回诉求",
-    "request_human": "找工作人员",
-    "inform_address": "告知地址",
-    "out_of_scope": "超出范围",
-    "nlu_fallback": "未听懂",
-}
 
 DONE_MESSAGES = {
     "confirm": "已确认",
@@ -81,64 +60,17 @@ DONE_MESSAGES = {
 }
 
 
-def intent_labels(taxonomy: Taxonomy) -> dict[str, str]:
-    labels = dict(DIALOGUE_LABELS)
-    for category in taxonomy.categories:
-        labels[category.intent] = category.label
-    return labels
+# -- the background copy -------------------------------------------------------------
 
-
-# -- the log and the background copy -------------------------------------------------
-
-
-class ReviewLog:
-    """The conversation log of this web app (opened once it exists) and one
-    copy at a time from it (pages skip their copy while another runs)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: Engine | None = None
-        self._open_lock = threading.Lock()
-        self._ingest_lock = threading.Lock()
-        self.last: IngestResult | None = None
-
-    def engine(self) -> Engine | None:
-        with self._open_lock:
-            if self._engine is None:
-                self._engine = open_log(self.url)
-            return self._engine
-
-    def ingest(
-        self, engine: Engine, time_budget: float | None = None, max_batches: int | None = None
-    ) -> IngestResult | None:
-        """Copy what is new; None when there is no log yet or a copy is running."""
-        log = self.engine()
-        if log is None:
-            return None
-        if not self._ingest_lock.acquire(blocking=False):
-            return None
-        try:
-            self.last = ingest(engine, log, time_budget=time_budget, max_batches=max_batches)
-            return self.last
-        finally:
-            self._ingest_lock.release()
-
-    def dispose(self) -> None:
-        with self._open_lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-
-REVIEW_LOG = web.AppKey("review.log", ReviewLog)
+COPIER = web.AppKey("review.copier", LogCopier)
 
 
 async def _copy_in_background(app: web.Application, interval: float) -> None:
-    log = app[REVIEW_LOG]
+    copier = app[COPIER]
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(log.ingest, app[ENGINE], None, BACKGROUND_BATCHES)
+            await asyncio.to_thread(copier.copy, app[ENGINE], None, BACKGROUND_BATCHES)
         except asyncio.CancelledError:
             raise
         except Exception:  # a locked or unreachable database: try again next round
@@ -146,7 +78,7 @@ async def _copy_in_background(app: web.Application, interval: float) -> None:
 
 
 async def review_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[REVIEW_LOG] = ReviewLog(app[SETTINGS].tracker_database_url)
+    app[COPIER] = LogCopier(app[CONVERSATION_LOG])
     interval = app[SETTINGS].review_ingest_interval_seconds
     task = asyncio.create_task(_copy_in_background(app, interval)) if interval > 0 else None
     yield
@@ -154,7 +86,6 @@ async def review_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    app[REVIEW_LOG].dispose()
 
 
 def setup(app: web.Application) -> None:
@@ -166,17 +97,6 @@ def setup(app: web.Application) -> None:
 
 
 # -- handlers -----------------------------------------------------------------------------
-
-
-def _render(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200
-) -> web.Response:
-    """Like the other admin pages: messages below the console's tabs."""
-    context = dict(context)
-    context["admin_message"] = context.pop("message", "")
-    context["admin_error"] = context.pop("error", "")
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    return auth.page_headers(response)
 
 
 def _url(path: str, params: dict[str, str]) -> str:
@@ -212,22 +132,6 @@ def _done_message(query: Any) -> str:
     return ""
 
 
-def _grid_codes(session: Any) -> list[str]:
-    return list(
-        session.execute(
-            select(Grid.code).where(Grid.active.is_(True)).order_by(Grid.code)
-        ).scalars()
-    )
-
-
-def _ready_to_export(session: Any) -> int:
-    return session.execute(
-        select(func.count())
-        .select_from(ReviewDecision)
-        .where(ReviewDecision.action != "dismiss", ReviewDecision.intent.isnot(None))
-    ).scalar_one()
-
-
 @admin_only
 async def review_page(request: web.Request) -> web.StreamResponse:
     taxonomy = get_taxonomy()
@@ -236,33 +140,26 @@ async def review_page(request: web.Request) -> web.StreamResponse:
     error = ""
     copied = None
     try:
-        copied = await asyncio.to_thread(request.app[REVIEW_LOG].ingest, engine, INGEST_BUDGET)
+        copied = await asyncio.to_thread(request.app[COPIER].copy, engine, INGEST_BUDGET)
     except SQLAlchemyError as exc:  # the inbox still shows what it has
         logger.warning("review inbox: copying the conversation log failed: %s", exc)
         error = "读取对话记录失败，下面显示的是已导入的消息。"
     tz = request.app[SETTINGS].timezone
 
-    def work(session: Any) -> tuple[Any, list[str], int]:
-        return (
-            load_inbox(session, query, tz, taxonomy),
-            _grid_codes(session),
-            _ready_to_export(session),
-        )
-
-    page, grids, ready = await run_db(request.app, work, readonly=True)
+    view = await run_db(request.app, lambda s: inbox_view(s, query, tz, taxonomy), readonly=True)
     behind = copied is not None and not copied.caught_up
-    return _render(
+    return render(
         request,
         "admin/review.html",
         {
-            "page": page,
+            "page": view.page,
             "q": query,
-            "grids": grids,
+            "grids": view.grids,
             "sorts": SORTS,
             "statuses": STATUSES,
             "actions": ACTIONS,
             "intents": taxonomy.all_intents,
-            "ready": ready,
+            "ready": view.ready_to_export,
             "behind": behind,
             "back": urlencode(query.params()),
             "url": lambda **changes: _url("/admin/review", query.params(**changes)),
@@ -359,18 +256,19 @@ async def insights_page(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     taxonomy = get_taxonomy()
     with contextlib.suppress(SQLAlchemyError):
-        await asyncio.to_thread(request.app[REVIEW_LOG].ingest, request.app[ENGINE], INGEST_BUDGET)
+        await asyncio.to_thread(request.app[COPIER].copy, request.app[ENGINE], INGEST_BUDGET)
 
-    def work(session: Any) -> tuple[Any, int]:
-        return load_insights(session, settings.nlu_data_dir, taxonomy), _ready_to_export(session)
-
-    insights, ready = await run_db(request.app, work, readonly=True)
-    return _render(
+    insights = await run_db(
+        request.app,
+        lambda s: load_insights(s, settings.nlu_data_dir, taxonomy),
+        readonly=True,
+    )
+    return render(
         request,
         "admin/insights.html",
         {
             "i": insights,
-            "ready": ready,
+            "ready": insights.ready_to_export,
             "skip_reasons": SKIP_REASONS,
             "message": _done_message(request.query),
         },

@@ -1,7 +1,7 @@
 """Initial schema: directory (streets, communities, workers, grids, buildings),
 residents, tickets, ticket events and counters.
 
-Written by hand to match bot/store/models.py (tests/core compare the two).
+Written by hand to match bot/store/models.py (tests/store compare the two).
 
 Revision ID: 0001_initial
 Revises:

@@ -1,0 +1,50 @@
+"""The launcher's part: a token for Rasa's HTTP API, the deployed model at start."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bot import launcher
+from bot import settings as settings_module
+from bot.settings import load_settings
+from bot.training.registry import Deployment, Registry
+from tests.training.fakes import write_fake_model
+
+
+def test_rasa_and_the_web_app_share_the_token(tmp_path: Path):
+    settings = replace(load_settings(), rasa_auth_token="s3cret-token")
+    rasa = next(s for s in launcher.services(settings, tmp_path / "m.tar.gz") if s.name == "rasa")
+    command = rasa.command
+    assert command[command.index("--auth-token") + 1] == "s3cret-token"
+    assert "--enable-api" in command
+    assert launcher.rasa_environment(settings, base={})["RASA_AUTH_TOKEN"] == "s3cret-token"
+
+
+def test_the_development_token_is_made_once(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(settings_module, "VAR_DIR", tmp_path)
+    monkeypatch.setattr(settings_module, "DEV_RASA_TOKEN_FILE", tmp_path / "rasa-auth-token")
+    assert settings_module.development_rasa_token() is None  # reading never creates it
+    token = settings_module.development_rasa_token(create=True)
+    assert token and len(token) >= 24
+    assert settings_module.development_rasa_token() == token
+    assert settings_module.development_rasa_token(create=True) == token
+    assert (tmp_path / "rasa-auth-token").stat().st_mode & 0o777 == 0o600
+
+
+def test_rasa_starts_with_the_deployed_model(tmp_path: Path, monkeypatch):
+    settings = replace(
+        load_settings(), models_dir=tmp_path / "models", model_registry_dir=tmp_path / "var"
+    )
+    fallback = tmp_path / "launcher-model.tar.gz"
+    monkeypatch.setattr(launcher, "ensure_model", lambda: fallback)
+    assert launcher.serving_model(settings) == fallback  # nothing deployed yet
+
+    registry = Registry.from_settings(settings)
+    path = write_fake_model(registry.model_path("model-deployed"), 0.9)
+    registry.append_deployment(
+        Deployment(model="model-deployed", path=str(path), action="deploy", at="t", by="x")
+    )
+    assert launcher.serving_model(settings) == path
+    path.unlink()  # its file is gone: back to the launcher's own model
+    assert launcher.serving_model(settings) == fallback
