@@ -658,7 +658,7 @@ def summary_tables(results: Sequence[SystemResult]) -> str:
             "split macro-F1, taxonomy intents",
             "hard accuracy",
             "hard macro-F1",
-            "hard macro-F1, top DIET intent (no fallback)",
+            "hard macro-F1, top intent (no fallback)",
             "training wall / CPU (s)",
             "parse p50 / p99 (ms)",
             "load avg after training",
