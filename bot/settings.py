@@ -134,6 +134,9 @@ class Settings:
     # and the Official Account's menu file (`python -m bot wechat-menu`).
     wechat_oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
     wechat_menu_path: Path = PROJECT_ROOT / "data" / "wechat_menu.yml"
+    # Open311 discovery (/open311/discovery.json): whom other city systems
+    # contact about the API (empty: the administrators of this service).
+    open311_contact: str = ""
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -239,6 +242,7 @@ def load_settings() -> Settings:
         wechat_menu_path=Path(
             _env("WECHAT_MENU", str(PROJECT_ROOT / "data" / "wechat_menu.yml")) or ""
         ),
+        open311_contact=_env("OPEN311_CONTACT", "") or "",
     )
 
 
