@@ -148,6 +148,14 @@ class Settings:
     # The service guide (bot.guide): one YAML file per community, read by the action
     # server and written by the admin console (so both must see the same folder).
     guide_dir: Path = PROJECT_ROOT / "data" / "guides"
+    # "My reports" (/me): WeChat's web authorisation page the resident is sent to
+    # (the code it returns is exchanged at WECHAT_API_BASE/sns/oauth2/access_token),
+    # and the Official Account's menu file (`python -m bot wechat-menu`).
+    wechat_oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    wechat_menu_path: Path = PROJECT_ROOT / "data" / "wechat_menu.yml"
+    # Open311 discovery (/open311/discovery.json): whom other city systems
+    # contact about the API (empty: the administrators of this service).
+    open311_contact: str = ""
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -256,6 +264,14 @@ def load_settings() -> Settings:
         or "",
         wechat_template_link=_env("WECHAT_TEMPLATE_LINK", "/me?ticket={number}") or "",
         guide_dir=Path(_env("GUIDE_DIR") or PROJECT_ROOT / "data" / "guides"),
+        wechat_oauth_authorize_url=_env(
+            "WECHAT_OAUTH_AUTHORIZE_URL", "https://open.weixin.qq.com/connect/oauth2/authorize"
+        )
+        or "",
+        wechat_menu_path=Path(
+            _env("WECHAT_MENU", str(PROJECT_ROOT / "data" / "wechat_menu.yml")) or ""
+        ),
+        open311_contact=_env("OPEN311_CONTACT", "") or "",
     )
 
 
