@@ -46,6 +46,9 @@ class Category:
     sla_hours: int
     covers: str
     handled_by: str = ""  # see HANDLERS_BY_LEVEL; "" = the level's default
+    # reports of this category in one building within this many hours are one
+    # incident (bot.tickets.incidents); 0: never linked
+    incident_window_hours: int = 0
 
     def __post_init__(self) -> None:
         if not self.handled_by and self.level in DEFAULT_HANDLER:
@@ -99,6 +102,7 @@ def _category(raw: dict) -> Category:
         sla_hours=int(raw["sla_hours"]),
         covers=raw.get("covers", ""),
         handled_by=raw.get("handled_by") or "",
+        incident_window_hours=_window(raw),
     )
     allowed = HANDLERS_BY_LEVEL.get(category.level, ())
     if category.handled_by not in allowed:
@@ -107,6 +111,17 @@ def _category(raw: dict) -> Category:
             f"{', '.join(allowed)} (level {category.level!r})"
         )
     return category
+
+
+def _window(raw: dict) -> int:
+    value = raw.get("incident_window_hours") or 0
+    try:
+        hours = int(value)
+    except (TypeError, ValueError):
+        raise TaxonomyError(f"{raw.get('code')}: incident_window_hours {value!r}") from None
+    if hours < 0 or hours > 24 * 30:
+        raise TaxonomyError(f"{raw.get('code')}: incident_window_hours {hours} out of range")
+    return hours
 
 
 def parse_taxonomy(text: str) -> Taxonomy:

@@ -269,6 +269,8 @@ class Ticket(TimestampMixin, Base):
     sender_id = Column(String(128), nullable=False)
     message_id = Column(String(128), nullable=True)
     photos = Column(JSON, nullable=False, default=list)  # list[str]: media ids or URLs
+    # the same fault reported by neighbours (bot.tickets.incidents)
+    incident_id = Column(ForeignKey("incidents.id"), nullable=True, index=True)
 
     # Optimistic locking: two processes changing the same ticket at once
     # (e.g. the escalation job and a worker) cannot both win.
@@ -287,6 +289,20 @@ class Ticket(TimestampMixin, Base):
 
     def __repr__(self) -> str:
         return f"<Ticket {self.number} {self.status} {self.level}>"
+
+
+class Incident(TimestampMixin, Base):
+    """One fault reported by several residents: reports of one category in one
+    building within the category's window (bot.tickets.incidents)."""
+
+    __tablename__ = "incidents"
+
+    id = Column(Integer, primary_key=True)
+    category_code = Column(String(32), nullable=False)
+    community_id = Column(ForeignKey("communities.id"), nullable=False)
+    building = Column(Integer, nullable=False)
+    window_hours = Column(Integer, nullable=False)
+    reason = Column(Text, nullable=False)  # why the reports were linked, as workers read it
 
 
 class TicketEvent(Base):

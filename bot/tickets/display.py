@@ -13,7 +13,7 @@ no ORM code at load time (bot.tickets.state and bot.store import it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -370,3 +370,19 @@ def overdue_text(delta: timedelta) -> str:
 
 def remaining_text(delta: timedelta) -> str:
     return f"剩余{duration_text(delta)}"
+
+
+# -- the same fault reported by many (bot.tickets.incidents) ---------------------------
+
+
+def incident_reason(place: Place, category: str, hours: int, reporters: int) -> str:
+    """Why tickets were linked: 和平新村社区3号楼24小时内3位居民反映供暖供气."""
+    building = address_label(
+        replace(place, unit=None, room=None, words=None, lat=None, lon=None), with_room=False
+    )
+    return f"{building}{hours}小时内{reporters}位居民反映{category}，按同一故障合并处理"
+
+
+def incident_note(reason: str) -> str:
+    """The history line of a ticket linked to an incident."""
+    return f"与同楼其他居民的报告合并为同一故障：{reason}"

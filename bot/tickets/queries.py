@@ -20,6 +20,7 @@ from bot.store.models import Community, Grid, Ticket, utcnow
 from bot.taxonomy import get_taxonomy
 from bot.tickets import display, service
 from bot.tickets.access import can_see, visible_clause
+from bot.tickets.incidents import IncidentView, incident_of, resolve_incident
 from bot.tickets.photos import PhotoView, photos_of
 from bot.tickets.state import (
     IN_PROGRESS,
@@ -211,6 +212,8 @@ class TicketPage:
     conversation: list[LoggedMessage] = field(default_factory=list)
     # photos attached (bot.tickets.photos): the resident's and the workers'
     attached_photos: list[PhotoView] = field(default_factory=list)
+    # the same fault reported by neighbours (bot.tickets.incidents)
+    incident: IncidentView | None = None
 
 
 def load_ticket_page(
@@ -235,6 +238,9 @@ def load_ticket_page(
     if up is not None and can(ticket.status, Action.ESCALATE):
         actions.add("escalate")
     categories = _category_choices(ticket)
+    incident = incident_of(session, ticket)
+    if incident is not None and incident.in_hand > 1 and can(ticket.status, Action.RESOLVE):
+        actions.add("resolve_incident")
     if categories:
         actions.add("recategorise")
     place = display.place_of(ticket)
@@ -285,6 +291,7 @@ def load_ticket_page(
         if log is not None
         else [],
         attached_photos=photos_of(session, ticket),
+        incident=incident,
     )
 
 
@@ -324,7 +331,7 @@ class ActionRefused(Exception):
         self.status = status
 
 
-ACTIONS = ("accept", "note", "resolve", "transfer", "escalate", "recategorise")
+ACTIONS = ("accept", "note", "resolve", "transfer", "escalate", "recategorise", "resolve_incident")
 
 
 def perform_action(
@@ -360,6 +367,14 @@ def perform_action(
         if not note:
             raise ActionRefused("办结时请填写处理结果说明（居民会看到）。")
         service.resolve(session, ticket, actor, note=note, now=now)
+    elif action == "resolve_incident":
+        # one repair for the whole building: every neighbour's report resolved, each
+        # through the state machine, each reporter told (the outbox)
+        if not note:
+            raise ActionRefused("办结时请填写处理结果说明（每位反映的居民都会看到）。")
+        if ticket.incident_id is None:
+            raise ActionRefused("这张工单没有合并的同一故障。")
+        resolve_incident(session, ticket, actor, note, lambda t: can_see(worker, t), now=now)
     elif action == "transfer":
         grid_code = grid_code.strip()
         if not grid_code:

@@ -33,7 +33,7 @@ from bot.store.models import (
     aware,
 )
 from bot.taxonomy import HANDOFF, Category, Taxonomy, get_taxonomy
-from bot.tickets import display
+from bot.tickets import display, incidents
 from bot.tickets.state import (
     IN_PROGRESS,
     TERMINAL,
@@ -257,6 +257,8 @@ def open_ticket(
                 )
             session.flush()
             outbox.enqueue_new_ticket(session, ticket, now=now)  # same transaction
+            # neighbours' reports of the same fault become one incident
+            incidents.link_new_ticket(session, ticket, now=now, taxonomy=taxonomy)
     except IntegrityError:
         existing = _by_message(session, sender_id, message_id) if message_id else None
         if existing is None:

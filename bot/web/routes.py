@@ -10,6 +10,7 @@ from bot.web import resident_auth
 from bot.web.keys import SETTINGS
 from bot.web.views import admin as admin_views
 from bot.web.views import admin_directory as directory_views
+from bot.web.views import admin_guides as guide_views
 from bot.web.views import admin_people as people_views
 from bot.web.views import auth as auth_views
 from bot.web.views import health
@@ -90,6 +91,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(
         "/admin/directory/apply", directory_views.directory_apply, name="admin_directory_apply"
     )
+    # the service guide: one YAML file per community (bot/guide/), upload/preview/apply
+    guide_views.setup(app)
+    app.router.add_get("/admin/guides", guide_views.guides_page, name="admin_guides")
+    app.router.add_post(
+        "/admin/guides/preview", guide_views.guides_preview, name="admin_guides_preview"
+    )
+    app.router.add_post("/admin/guides/apply", guide_views.guides_apply, name="admin_guides_apply")
     app.router.add_get("/admin/people", people_views.people_page, name="admin_people")
     app.router.add_post("/admin/people", people_views.people_add)
     app.router.add_get(r"/admin/people/{id:\d+}", people_views.person_page, name="admin_person")

@@ -31,6 +31,7 @@ admin_only: Callable = auth.login_required(roles=ADMIN_ROLES)
 SECTIONS = (
     ("/admin", "概览"),
     ("/admin/directory", "网格目录"),
+    ("/admin/guides", "办事指南"),
     ("/admin/people", "人员"),
     ("/admin/keys", "接口密钥"),
     ("/admin/review", "标注审核"),

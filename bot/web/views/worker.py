@@ -33,6 +33,7 @@ DONE_MESSAGES = {
     "escalate": "工单已升级。",
     "recategorise": "工单类别已修改。",
     "photo": "照片已上传。",
+    "resolve_incident": "同一故障的工单已全部办结，每位反映的居民都会收到通知。",
 }
 
 NUMBER_RE = re.compile(r"^\d{8}-\d{4,}$")
