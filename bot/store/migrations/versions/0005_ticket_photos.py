@@ -2,7 +2,7 @@
 resident's news went out (customer-service message, template message, next message).
 
 Revision ID: 0004_ticket_photos
-Revises: 0003_review
+Revises: 0004_open311_updates
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_ticket_photos"
-down_revision = "0003_review"
+down_revision = "0004_open311_updates"
 branch_labels = None
 depends_on = None
 
