@@ -1,7 +1,7 @@
 """Photos attached to tickets (residents' WeChat images, workers' uploads); how a
 resident's news went out (customer-service message, template message, next message).
 
-Revision ID: 0004_ticket_photos
+Revision ID: 0005_ticket_photos
 Revises: 0004_open311_updates
 Create Date: 2026-12-06
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_ticket_photos"
+revision = "0005_ticket_photos"
 down_revision = "0004_open311_updates"
 branch_labels = None
 depends_on = None
