@@ -308,6 +308,13 @@ def _apikeys(p: argparse.ArgumentParser) -> None:
     create = sub.add_parser("create", help="create a key (printed once; only its hash is kept)")
     create.add_argument("name", help="the system that will use it, e.g. 12345热线")
     create.add_argument("--by", help="who creates it (recorded)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=("read", "write"),
+        help="write: post requests (default); read: full Open311 records, each read "
+        "recorded (repeat for both)",
+    )
     create.set_defaults(handler=_apikeys_create)
     listing = sub.add_parser("list", help="list keys (prefix, name, state, last use)")
     listing.set_defaults(handler=_apikeys_list)
@@ -320,10 +327,16 @@ def _apikeys_create(args: argparse.Namespace) -> int:
     from bot.apikeys import create_key
 
     try:
-        key = _in_transaction(args, lambda s: create_key(s, args.name, created_by=args.by or "cli"))
+        key = _in_transaction(
+            args,
+            lambda s: create_key(
+                s, args.name, created_by=args.by or "cli", scopes=args.scope or ("write",)
+            ),
+        )
     except ValueError as exc:
         return _refused(exc)
-    print(f"created API key {key.prefix} ({key.name}); it is shown only this once:")
+    scopes = "+".join(key.scopes)
+    print(f"created API key {key.prefix} ({key.name}, {scopes}); it is shown only this once:")
     print(key.token)
     return 0
 
@@ -339,7 +352,8 @@ def _apikeys_list(args: argparse.Namespace) -> int:
         used = k.last_used_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-"
         created = k.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         state = "active" if k.active else "revoked"
-        print(f"{k.prefix}  {state:7}  created {created}  last used {used}  {k.name}")
+        scopes = "+".join(k.scopes)
+        print(f"{k.prefix}  {state:7}  {scopes:10}  created {created}  last used {used}  {k.name}")
     return 0
 
 

@@ -32,6 +32,7 @@ DONE_MESSAGES = {
     "transfer": "工单已转派。",
     "escalate": "工单已升级。",
     "recategorise": "工单类别已修改。",
+    "publish": "公开摘要已更新。",
 }
 
 NUMBER_RE = re.compile(r"^\d{8}-\d{4,}$")
