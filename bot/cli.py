@@ -37,7 +37,7 @@ T = TypeVar("T")
 _COMMANDS: dict[str, tuple[str, Setup]] = {}
 
 # Modules that register further commands with @command (imported lazily).
-COMMAND_MODULES: tuple[str, ...] = ("bot.channels.wechat_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("bot.channels.wechat_cli", "bot.privacy.cli")
 
 
 def command(name: str, help: str) -> Callable[[Setup], Setup]:
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.privacy.masking import install_log_masking
+
+    install_log_masking()  # the web app and the periodic tasks log residents' words
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
 
@@ -223,6 +226,7 @@ def _escalate_run(args: argparse.Namespace) -> int:
 
     tz = ZoneInfo(get_settings().timezone)
     engine = _engine(args)
+    next_purge = time.monotonic()  # the retention purge rides along, when due
     try:
         while True:
             try:
@@ -240,6 +244,8 @@ def _escalate_run(args: argparse.Namespace) -> int:
             for e in done:
                 due = staff_time(e.due_at, tz)
                 print(f"{e.number}: {e.from_level} -> {e.to_level} ({e.reason}; 新时限 {due})")
+            if args.every:
+                next_purge = _purge_when_due(next_purge)
             sys.stdout.flush()
             if not args.every:
                 return 0
@@ -248,6 +254,20 @@ def _escalate_run(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+def _purge_when_due(due: float) -> float:
+    """Run the retention purge (bot.privacy.retention) if `due`; the next due time."""
+    interval = get_settings().retention_purge_interval_seconds
+    if interval <= 0 or time.monotonic() < due:
+        return due
+    from bot.privacy.cli import run_periodic_purge
+
+    try:
+        print(run_periodic_purge())
+    except OperationalError as exc:  # as for escalation: try again next time
+        print(f"retention purge skipped: {exc.orig or exc}", file=sys.stderr)
+    return time.monotonic() + interval
 
 
 # -- db ----------------------------------------------------------------------

@@ -117,6 +117,12 @@ class Settings:
     # Safe mode (AES key configured) refuses plaintext messages unless the
     # account is in WeChat's compatible mode (明文/密文兼容), WECHAT_COMPAT_MODE.
     wechat_compat_mode: bool = False
+    # Retention (bot.privacy.retention): the conversation log, residents' notices
+    # and finished tickets' photos older than this go, finished tickets are
+    # anonymised; the escalation task purges every RETENTION_PURGE_INTERVAL_SECONDS
+    # (0: never; `python -m bot privacy purge` by hand).
+    retention_days: int = 180
+    retention_purge_interval_seconds: float = 3600.0
     # Rasa's HTTP API (--enable-api) answers only requests carrying this token
     # (`?token=`); the web app needs it to hot-swap models (PUT /model). `make run`
     # exports it to every process, generating a development token when unset
@@ -238,6 +244,10 @@ def load_settings() -> Settings:
         # development tools: on by default only while no real secret is configured
         simulator_enabled=_bool_env("SIMULATOR_ENABLED", not has_real_wechat_secret(app_secret)),
         wechat_compat_mode=_bool_env("WECHAT_COMPAT_MODE", False),
+        retention_days=_int_env("RETENTION_DAYS", 180),
+        retention_purge_interval_seconds=float(
+            _env("RETENTION_PURGE_INTERVAL_SECONDS", "3600") or 3600
+        ),
         web_cookie_secure=_bool_env("WEB_COOKIE_SECURE", False),
         rasa_auth_token=_env("RASA_AUTH_TOKEN"),
         models_dir=Path(_env("MODELS_DIR", str(PROJECT_ROOT / "models")) or ""),
