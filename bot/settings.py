@@ -146,6 +146,9 @@ class Settings:
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    # Open311 discovery (/open311/discovery.json): whom other city systems
+    # contact about the API (empty: the administrators of this service).
+    open311_contact: str = ""
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -261,6 +264,7 @@ def load_settings() -> Settings:
         redis_host=_env("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
         redis_port=_int_env("REDIS_PORT", 6379),
         redis_db=_int_env("REDIS_DB", 0),
+        open311_contact=_env("OPEN311_CONTACT", "") or "",
     )
 
 

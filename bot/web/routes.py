@@ -133,20 +133,27 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/admin/insights", review_views.insights_page, name="admin_insights")
     # (end of admin: review inbox)
 
-    # Open311 GeoReport v2 (JSON); see bot/open311/__init__.py for the choices made.
-    # The catch-all comes last: other paths under /open311/v2/ answer the
-    # specification's error list (404, or 405 for a known path).
-    app.router.add_get("/open311/v2/services.json", open311_views.services, name="open311_services")
+    # Open311 GeoReport v2, every resource as .json and .xml, and discovery; see
+    # bot/open311/__init__.py for the choices made. The catch-all comes last:
+    # other paths under /open311/ answer the specification's error list (404,
+    # or 405 for a known path).
+    fmt = "{format:json|xml}"
     app.router.add_get(
-        "/open311/v2/services/{code}.json",
+        f"/open311/discovery.{fmt}", open311_views.discovery_document, name="open311_discovery"
+    )
+    app.router.add_get(
+        f"/open311/v2/services.{fmt}", open311_views.services, name="open311_services"
+    )
+    app.router.add_get(
+        "/open311/v2/services/{code:[^/]+}." + fmt,
         open311_views.service_definition,
         name="open311_service_definition",
     )
     app.router.add_get(
-        "/open311/v2/requests.json", open311_views.list_requests, name="open311_requests"
+        f"/open311/v2/requests.{fmt}", open311_views.list_requests, name="open311_requests"
     )
-    app.router.add_post("/open311/v2/requests.json", open311_views.create_request)
+    app.router.add_post(f"/open311/v2/requests.{fmt}", open311_views.create_request)
     app.router.add_get(
-        "/open311/v2/requests/{id}.json", open311_views.one_request, name="open311_request"
+        "/open311/v2/requests/{id:[^/]+}." + fmt, open311_views.one_request, name="open311_request"
     )
-    app.router.add_route("*", "/open311/v2/{tail:.*}", open311_views.not_found)
+    app.router.add_route("*", "/open311/{tail:.*}", open311_views.not_found)
