@@ -146,6 +146,11 @@ class Settings:
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    # "My reports" (/me): WeChat's web authorisation page the resident is sent to
+    # (the code it returns is exchanged at WECHAT_API_BASE/sns/oauth2/access_token),
+    # and the Official Account's menu file (`python -m bot wechat-menu`).
+    wechat_oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    wechat_menu_path: Path = PROJECT_ROOT / "data" / "wechat_menu.yml"
     # Open311 discovery (/open311/discovery.json): whom other city systems
     # contact about the API (empty: the administrators of this service).
     open311_contact: str = ""
@@ -264,6 +269,13 @@ def load_settings() -> Settings:
         redis_host=_env("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
         redis_port=_int_env("REDIS_PORT", 6379),
         redis_db=_int_env("REDIS_DB", 0),
+        wechat_oauth_authorize_url=_env(
+            "WECHAT_OAUTH_AUTHORIZE_URL", "https://open.weixin.qq.com/connect/oauth2/authorize"
+        )
+        or "",
+        wechat_menu_path=Path(
+            _env("WECHAT_MENU", str(PROJECT_ROOT / "data" / "wechat_menu.yml")) or ""
+        ),
         open311_contact=_env("OPEN311_CONTACT", "") or "",
     )
 

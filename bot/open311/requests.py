@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bot import access_log, apikeys
 from bot.open311.answers import Open311Error
-from bot.open311.mapping import SENDER_PREFIX, STATUS_MAP, local_zone, w3c
+from bot.open311.mapping import STATUS_MAP, is_contact_note, local_zone, w3c
 from bot.open311.parsing import RequestQuery
 from bot.store.models import Community, Grid, Street, Ticket, TicketEvent, Worker, aware
 from bot.taxonomy import Taxonomy
@@ -184,7 +184,7 @@ def _latest_note():
             event.ticket_id == Ticket.id,
             event.note.isnot(None),
             event.type != "assigned",
-            event.actor.notlike(SENDER_PREFIX + "%"),
+            ~is_contact_note(event),
             event.actor.notlike("resident:%"),
             event.actor != Ticket.sender_id,
             event.note.notlike(publication.SUMMARY_NOTE_PREFIX + "%"),

@@ -107,3 +107,11 @@ def clean_summary(text: str) -> str:
     if len(text) > MAX_SUMMARY:
         raise ValueError(f"公开摘要太长了（最多{MAX_SUMMARY}字）。")
     return text
+
+
+def public_update_note(note: str | None, actor: str | None) -> str | None:
+    """An update's text in the public update feed: a member of staff's note
+    with phones, ID and room numbers masked; never a resident's own words."""
+    if not note or (actor or "").startswith("resident:"):
+        return None
+    return mask(note) or None

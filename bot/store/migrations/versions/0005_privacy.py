@@ -1,7 +1,7 @@
 """Privacy: API key scopes, a ticket's published summary, staff access records.
 
-Revision ID: 0004_privacy
-Revises: 0003_review
+Revision ID: 0005_privacy
+Revises: 0004_open311_updates
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_privacy"
-down_revision = "0003_review"
+revision = "0005_privacy"
+down_revision = "0004_open311_updates"
 branch_labels = None
 depends_on = None
 
