@@ -207,3 +207,22 @@ async def test_a_phone_or_room_in_a_staff_note_is_masked_in_public(
     _, body, text = await _list(client, service_request_id=number)
     assert body[0]["status_notes"] == "已联系住2单元【房号】的李大爷，电话【电话】"
     assert "13800138000" not in text
+
+
+async def test_the_public_update_feed_keeps_private_matters_and_residents_words_out(
+    client: TestClient, demo_engine: Engine, tickets: dict[str, str]
+) -> None:
+    with session_scope(demo_engine) as session:
+        service.add_note(session, tickets["inheritance"], "worker:1", "已约兄弟三人周五调解")
+        service.add_note(session, tickets["facility"], "worker:1", "已报修，联系人电话13800138000")
+        service.cancel_ticket(
+            session, tickets["facility"], "wx-fac", reason="我是李大爷 不用修了"
+        )
+    response = await client.get(f"{BASE}/servicerequestupdates.json")
+    assert response.status == 200
+    text = await response.text()
+    body = await response.json()
+    assert {u["service_request_id"] for u in body} == {tickets["facility"]}
+    assert [u["description"] for u in body] == ["已报修，联系人电话【电话】", None]
+    for secret in ("调解", "13800138000", "李大爷"):
+        assert secret not in text
