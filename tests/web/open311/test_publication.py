@@ -215,9 +215,7 @@ async def test_the_public_update_feed_keeps_private_matters_and_residents_words_
     with session_scope(demo_engine) as session:
         service.add_note(session, tickets["inheritance"], "worker:1", "已约兄弟三人周五调解")
         service.add_note(session, tickets["facility"], "worker:1", "已报修，联系人电话13800138000")
-        service.cancel_ticket(
-            session, tickets["facility"], "wx-fac", reason="我是李大爷 不用修了"
-        )
+        service.cancel_ticket(session, tickets["facility"], "wx-fac", reason="我是李大爷 不用修了")
     response = await client.get(f"{BASE}/servicerequestupdates.json")
     assert response.status == 200
     text = await response.text()
