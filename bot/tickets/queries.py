@@ -20,6 +20,7 @@ from bot.store.models import Community, Grid, Ticket, utcnow
 from bot.taxonomy import get_taxonomy
 from bot.tickets import display, publication, service
 from bot.tickets.access import can_see, visible_clause
+from bot.tickets.photos import PhotoView, photos_of
 from bot.tickets.state import (
     IN_PROGRESS,
     Action,
@@ -196,7 +197,7 @@ class TicketPage:
     created_at: datetime
     due_at: datetime | None
     sla: Sla
-    photos: list[str]
+    photos: list[str]  # links kept on the ticket (e.g. an Open311 media_url)
     sender_id: str
     channel: str | None
     events: list[EventRow]
@@ -211,6 +212,8 @@ class TicketPage:
     # publication: may the category appear in public, and the summary staff published
     category_public: bool = False
     public_summary: str | None = None
+    # photos attached (bot.tickets.photos): the resident's and the workers'
+    attached_photos: list[PhotoView] = field(default_factory=list)
 
 
 def load_ticket_page(
@@ -286,6 +289,7 @@ def load_ticket_page(
         else [],
         category_public=publication.is_public_category(ticket.category_code),
         public_summary=ticket.public_summary,
+        attached_photos=photos_of(session, ticket),
     )
 
 

@@ -1,7 +1,7 @@
 """Privacy: API key scopes, a ticket's published summary, staff access records.
 
-Revision ID: 0005_privacy
-Revises: 0004_open311_updates
+Revision ID: 0006_privacy
+Revises: 0005_ticket_photos
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_privacy"
-down_revision = "0004_open311_updates"
+revision = "0006_privacy"
+down_revision = "0005_ticket_photos"
 branch_labels = None
 depends_on = None
 
