@@ -33,7 +33,14 @@ from sqlalchemy.orm import Session
 from bot.privacy.masking import mask
 from bot.review.groups import refresh_groups
 from bot.settings import resolve_sqlite_url
-from bot.store.models import Notification, Resident, ReviewMessage, Ticket, TicketEvent
+from bot.store.models import (
+    Notification,
+    Resident,
+    ReviewMessage,
+    Ticket,
+    TicketEvent,
+    TicketPhoto,
+)
 
 ANONYMISED_PREFIX = "anonymised:"
 ANONYMOUS_RESIDENT = "resident:anonymised"
@@ -85,6 +92,16 @@ def anonymise_ticket(session: Session, ticket: Ticket) -> None:
             values["note"] = mask(note)
         if values:
             session.execute(update(TicketEvent).where(TicketEvent.id == event_id).values(**values))
+    # the photos stay with the record (until the retention purge), not who sent them
+    session.execute(
+        update(TicketPhoto)
+        .where(
+            TicketPhoto.ticket_id == ticket.id,
+            TicketPhoto.actor.in_((sender, f"resident:{sender}")),
+        )
+        .values(actor=ANONYMOUS_RESIDENT, media_id=None)
+        .execution_options(synchronize_session=False)
+    )
     # the ORM's copies of the events are stale now
     session.expire_all()
 
@@ -105,6 +122,42 @@ def delete_review_messages(session: Session, ids: Sequence[int]) -> int:
     done = session.execute(delete(ReviewMessage).where(ReviewMessage.id.in_(ids))).rowcount or 0
     refresh_groups(session, hashes)
     return done
+
+
+def delete_photo_rows(session: Session, ids: Sequence[int]) -> set[str]:
+    """Delete these photo rows; the storage keys they named (files are deleted
+    by `delete_unreferenced_files` once this transaction is committed)."""
+    if not ids:
+        return set()
+    keys = set(
+        session.execute(select(TicketPhoto.storage_key).where(TicketPhoto.id.in_(ids))).scalars()
+    )
+    session.execute(
+        delete(TicketPhoto)
+        .where(TicketPhoto.id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    return keys
+
+
+def delete_unreferenced_files(session: Session, store, keys: set[str]) -> int:
+    """Delete the files of `keys` that no photo row names any more (a file is
+    shared by every ticket the same picture was sent for)."""
+    if not keys:
+        return 0
+    still = set(
+        session.execute(
+            select(TicketPhoto.storage_key).where(TicketPhoto.storage_key.in_(keys))
+        ).scalars()
+    )
+    deleted = 0
+    for key in keys - still:
+        try:
+            store.path(key).unlink(missing_ok=True)
+            deleted += 1
+        except (OSError, ValueError):
+            pass  # found again by the next purge? no: logged as not deleted
+    return deleted
 
 
 def delete_residents(session: Session, ids: Sequence[int]) -> int:

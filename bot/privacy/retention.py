@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot.privacy import records
 from bot.store.db import session_scope
-from bot.store.models import Notification, Resident, ReviewMessage, Ticket, aware
+from bot.store.models import Notification, Resident, ReviewMessage, Ticket, TicketPhoto, aware
 
 BATCH = 500
 FINISHED = ("closed", "cancelled")
@@ -34,6 +34,7 @@ KINDS = {
     "review_copies": "审核箱中的对话副本",
     "notices": "发给居民的通知（已送达、待发或失败）",
     "photos": "已结束工单的照片",
+    "photo_files": "已结束工单的照片（照片表中的行，文件随之删除）",
     "tickets": "匿名化的已结束工单",
     "residents": "居民记住的地址",
 }
@@ -65,6 +66,11 @@ def _photos(cutoff: datetime):
         Ticket.updated_at < cutoff,
         func.coalesce(func.json_array_length(Ticket.photos), 0) > 0,
     )
+
+
+def _photo_rows(cutoff: datetime):
+    finished = select(Ticket.id).where(Ticket.status.in_(FINISHED), Ticket.updated_at < cutoff)
+    return TicketPhoto.ticket_id.in_(finished)
 
 
 def _tickets(cutoff: datetime):
@@ -125,6 +131,33 @@ def _anonymise(session: Session, ids: list[int]) -> int:
     return len(ids)
 
 
+def _purge_photo_rows(engine: Engine, cutoff: datetime, batch: int, result, store) -> int:
+    """Photo rows of old finished tickets, a batch per transaction; each batch's
+    files that no row names any more are deleted once it is committed."""
+    if store is None:
+        from bot.tickets.photos import photo_store
+
+        store = photo_store()
+    done = 0
+    while True:
+        with session_scope(engine) as session:
+            ids = list(
+                session.execute(
+                    select(TicketPhoto.id)
+                    .where(_photo_rows(cutoff))
+                    .order_by(TicketPhoto.id)
+                    .limit(batch)
+                ).scalars()
+            )
+            if not ids:
+                return done
+            keys = records.delete_photo_rows(session, ids)
+            done += len(ids)
+        result.batches += 1
+        with session_scope(engine, readonly=True) as session:
+            records.delete_unreferenced_files(session, store, keys)
+
+
 def purge(
     engine: Engine,
     log_url: str | None,
@@ -133,6 +166,7 @@ def purge(
     now: datetime | None = None,
     dry_run: bool = False,
     batch: int = BATCH,
+    photo_store=None,
 ) -> PurgeResult:
     """Remove or anonymise what is older than `days` (see the module docstring)."""
     if days < 1:
@@ -149,6 +183,7 @@ def purge(
             )
             counts["notices"] = _count(engine, Notification.id, _notices(cutoff))
             counts["photos"] = _count(engine, Ticket.id, _photos(cutoff))
+            counts["photo_files"] = _count(engine, TicketPhoto.id, _photo_rows(cutoff))
             counts["tickets"] = _count(engine, Ticket.id, _tickets(cutoff))
             counts["residents"] = _count(engine, Resident.id, _residents(cutoff))
             return result
@@ -170,6 +205,7 @@ def purge(
         counts["photos"] = _batches(
             engine, Ticket.id, _photos(cutoff), _clear_photos, batch, result
         )
+        counts["photo_files"] = _purge_photo_rows(engine, cutoff, batch, result, photo_store)
         counts["tickets"] = _batches(engine, Ticket.id, _tickets(cutoff), _anonymise, batch, result)
         counts["residents"] = _batches(
             engine, Resident.id, _residents(cutoff), records.delete_residents, batch, result

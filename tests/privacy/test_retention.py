@@ -97,6 +97,7 @@ def test_dry_run_shows_what_would_go_and_changes_nothing(demo_engine, log, seede
         "review_copies": 0,
         "notices": 2,
         "photos": 1,
+        "photo_files": 0,
         "tickets": 1,
         "residents": 0,  # oOld's ticket still links it (until anonymised)
     }
@@ -113,6 +114,7 @@ def test_purge_removes_old_data_and_anonymises_old_finished_tickets(
         "review_copies": 0,
         "notices": 2,
         "photos": 1,
+        "photo_files": 0,
         "tickets": 1,
         "residents": 1,
     }
@@ -209,3 +211,38 @@ def test_the_event_guard_still_holds_outside_forgetting(demo_engine, seeded) -> 
 
     with pytest.raises(UnauditedChange), session_scope(demo_engine) as session:
         session.execute(select(TicketEvent)).scalars().first().note = "改写历史"
+
+
+def test_photo_rows_and_their_files_go_shared_files_stay(demo_engine, tmp_path) -> None:
+    from bot.store.models import TicketPhoto
+    from bot.tickets.photos import PhotoStore
+
+    store = PhotoStore(tmp_path / "photos")
+    old_only, shared = "a" * 64 + ".jpg", "b" * 64 + ".jpg"
+    for key in (old_only, shared):
+        store.path(key).parent.mkdir(parents=True, exist_ok=True)
+        store.path(key).write_bytes(b"jpeg")
+    with session_scope(demo_engine) as session:
+        old = service.get_ticket(session, _finished(session, "oOld", "m1", OLD))
+        recent = service.get_ticket(session, _finished(session, "oRecent", "m2", RECENT))
+        for ticket, key in ((old, old_only), (old, shared), (recent, shared)):
+            session.add(
+                TicketPhoto(
+                    ticket_id=ticket.id,
+                    storage_key=key,
+                    content_type="image/jpeg",
+                    size_bytes=4,
+                    sha256=key[:64],
+                    source="resident",
+                    actor=f"resident:{ticket.sender_id}",
+                )
+            )
+    dry = retention.purge(demo_engine, None, days=180, now=NOW, dry_run=True, photo_store=store)
+    assert dry.counts["photo_files"] == 2 and store.path(old_only).exists()
+    result = retention.purge(demo_engine, None, days=180, now=NOW, batch=1, photo_store=store)
+    assert result.counts["photo_files"] == 2
+    assert not store.path(old_only).exists()
+    assert store.path(shared).exists()  # the recent ticket still shows it
+    with session_scope(demo_engine, readonly=True) as session:
+        rows = session.execute(select(TicketPhoto.actor)).scalars().all()
+    assert rows == ["resident:oRecent"]
