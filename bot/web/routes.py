@@ -185,4 +185,10 @@ def setup_routes(app: web.Application) -> None:
         name="open311_updates",
     )
     app.router.add_post(f"/open311/v2/servicerequestupdates.{fmt}", open311_views.post_update)
+    # the public photos that media_url points to (bot/open311/media.py)
+    app.router.add_get(
+        r"/open311/v2/media/{photo_id:\d{1,12}}.{extension:jpg|png|gif|webp}",
+        open311_views.media_file,
+        name="open311_media",
+    )
     app.router.add_route("*", "/open311/{tail:.*}", open311_views.not_found)
