@@ -4,9 +4,10 @@ Intent names and category codes are fixed there; everything that needs to know
 which intent opens which kind of ticket, at which level, handled by whom and
 with which SLA reads it through this module.
 
-Our copy may add fields to the contract's categories (`handled_by`); the
-parser reads the fields it knows and ignores others, so that a field added
-later (e.g. `public:`) does not break an older reader.
+Our copy may add fields to the contract's categories (`handled_by`, and
+`public`: whether its tickets may appear in public, see
+bot.tickets.publication); the parser reads the fields it knows and ignores
+others, so that a field added later does not break an older reader.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Category:
     # reports of this category in one building within this many hours are one
     # incident (bot.tickets.incidents); 0: never linked
     incident_window_hours: int = 0
+    # May its tickets appear in public (coarsely)? Absent means no: a
+    # household's own affairs must never be published by omission.
+    public: bool = False
 
     def __post_init__(self) -> None:
         if not self.handled_by and self.level in DEFAULT_HANDLER:
@@ -103,6 +107,7 @@ def _category(raw: dict) -> Category:
         covers=raw.get("covers", ""),
         handled_by=raw.get("handled_by") or "",
         incident_window_hours=_window(raw),
+        public=_public(raw),
     )
     allowed = HANDLERS_BY_LEVEL.get(category.level, ())
     if category.handled_by not in allowed:
@@ -122,6 +127,15 @@ def _window(raw: dict) -> int:
     if hours < 0 or hours > 24 * 30:
         raise TaxonomyError(f"{raw.get('code')}: incident_window_hours {hours} out of range")
     return hours
+
+
+def _public(raw: dict) -> bool:
+    value = raw.get("public", False)
+    # yes/no strings are a YAML 1.1 habit that safe_load already turns into
+    # booleans; anything else ("private", 1) is a mistake to refuse, not guess.
+    if not isinstance(value, bool):
+        raise TaxonomyError(f"{raw.get('code')}: public must be true or false, not {value!r}")
+    return value
 
 
 def parse_taxonomy(text: str) -> Taxonomy:

@@ -1,7 +1,7 @@
 """The same fault reported by many: incidents linking tickets.
 
-Revision ID: 0006_incidents
-Revises: 0005_ticket_photos
+Revision ID: 0007_incidents
+Revises: 0006_privacy
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_incidents"
-down_revision = "0005_ticket_photos"
+revision = "0007_incidents"
+down_revision = "0006_privacy"
 branch_labels = None
 depends_on = None
 
