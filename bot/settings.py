@@ -134,6 +134,11 @@ class Settings:
     # Unset: kept in each process (one process of each kind, `make run`). When set,
     # REDIS_HOST/PORT/DB default to it, so Rasa's lock store uses the same Redis.
     redis_url: str | None = None
+    # `make run-scale`: how many Rasa servers, action servers and web apps run
+    # behind HAProxy (on the ports above RASA_PORT, ACTIONS_PORT and WEB_PORT).
+    scale_rasa_servers: int = 2
+    scale_action_servers: int = 2
+    scale_web_apps: int = 2
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -230,6 +235,9 @@ def load_settings() -> Settings:
         review_ingest_interval_seconds=float(_env("REVIEW_INGEST_INTERVAL_SECONDS", "10") or 10),
         rasa_endpoints=_env("RASA_ENDPOINTS", "endpoints.yml") or "endpoints.yml",
         **_redis_settings(_env("REDIS_URL")),
+        scale_rasa_servers=_int_env("SCALE_RASA", 2),
+        scale_action_servers=_int_env("SCALE_ACTIONS", 2),
+        scale_web_apps=_int_env("SCALE_WEB", 2),
     )
 
 
