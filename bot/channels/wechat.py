@@ -13,6 +13,7 @@ credentials.yml (every key optional):
       dedup_ttl_seconds: 60
       allow_intent_triggers: false  # true: residents' "/intent" texts reach Rasa as-is
       max_concurrent_turns: 4       # Rasa turns run at once; the others queue
+      max_queued_per_sender: 3      # one resident's turns waiting; beyond: "busy"
 
 A key missing or empty falls back to bot.settings (WECHAT_* environment variables);
 since Rasa refuses an unset ${VAR}, leaving keys out is the safe way. Routes:
@@ -83,6 +84,11 @@ DEFAULT_MAX_CONCURRENT_TURNS = 4
 # state this often; the owner gives such a waiting retry this long to take the answer
 # before pushing it.
 REMOTE_POLL_SECONDS = 0.05
+# One resident's turns run one at a time here (Rasa's lock store orders them anyway),
+# waiting for their own turn before taking one of the shared slots: a flood from one
+# OpenID then holds at most one slot, never all of them. Beyond this many of theirs
+# waiting, a message is answered "busy" at once instead of queueing.
+DEFAULT_MAX_QUEUED_PER_SENDER = 3
 REMOTE_GRACE_SECONDS = 0.5
 
 # Intent triggers for input that is not text (the domain declares these intents).
@@ -121,6 +127,7 @@ class WeChatConfig:
     dedup_ttl_seconds: float = DEFAULT_TTL_SECONDS
     allow_intent_triggers: bool = False
     max_concurrent_turns: int = DEFAULT_MAX_CONCURRENT_TURNS  # 0: no bound
+    max_queued_per_sender: int = DEFAULT_MAX_QUEUED_PER_SENDER
 
     @property
     def safe_mode(self) -> bool:
@@ -158,8 +165,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("reply_deadline_seconds", "dedup_ttl_seconds"):
         if name in out:
             out[name] = float(out[name])
-    if "max_concurrent_turns" in out:
-        out["max_concurrent_turns"] = int(out["max_concurrent_turns"])
+    for name in ("max_concurrent_turns", "max_queued_per_sender"):
+        if name in out:
+            out[name] = int(out[name])
     if isinstance(out.get("allow_intent_triggers"), str):
         out["allow_intent_triggers"] = out["allow_intent_triggers"].lower() in (
             "1",
@@ -320,6 +328,9 @@ class WeChatInput(InputChannel):
         # Strong references: the loop keeps only weak ones to tasks.
         self._background: set[asyncio.Future[Any]] = set()
         self._turn_slots: asyncio.Semaphore | None = None  # created in the running loop
+        # per resident: their turns in this process (running or waiting), and their lock
+        self._sender_turns: dict[str, int] = {}
+        self._sender_locks: dict[str, asyncio.Lock] = {}
 
     def get_output_channel(self) -> OutputChannel | None:
         return WeChatOutputChannel(self.api)
@@ -545,17 +556,32 @@ class WeChatInput(InputChannel):
 
     async def _run(self, on_new_message: OnNewMessage, message: UserMessage) -> str:
         collector = message.output_channel
+        sender = message.sender_id
+        turns = self._sender_turns.get(sender, 0)
+        if turns >= self.config.max_queued_per_sender:
+            logger.warning("wechat: %s sends faster than they are answered: busy", sender)
+            return self.busy_text
+        self._sender_turns[sender] = turns + 1
+        lock = self._sender_locks.setdefault(sender, asyncio.Lock())
         try:
-            if self.config.max_concurrent_turns > 0:
-                if self._turn_slots is None:
-                    self._turn_slots = asyncio.Semaphore(self.config.max_concurrent_turns)
-                async with self._turn_slots:
+            async with lock:
+                if self.config.max_concurrent_turns > 0:
+                    if self._turn_slots is None:
+                        self._turn_slots = asyncio.Semaphore(self.config.max_concurrent_turns)
+                    async with self._turn_slots:
+                        await on_new_message(message)
+                else:
                     await on_new_message(message)
-            else:
-                await on_new_message(message)
         except Exception:  # noqa: BLE001 - a failed turn is logged; the resident is told
             logger.exception("wechat: processing message %s failed", message.message_id)
             return self.busy_text
+        finally:
+            left = self._sender_turns.get(sender, 1) - 1
+            if left > 0:
+                self._sender_turns[sender] = left
+            else:
+                self._sender_turns.pop(sender, None)
+                self._sender_locks.pop(sender, None)
         messages = getattr(collector, "messages", [])
         notices = await self._take_deferred_notices(message.sender_id)
         return join_replies([*notices, *messages])

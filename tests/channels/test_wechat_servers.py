@@ -109,3 +109,25 @@ async def test_shared_state_down_means_each_server_answers_alone(
     server = await wechat_server(shared=unreachable)
     status, body = await server.post_message("暖气不热", msg_id=4600)
     assert status == 200 and reply_content(body) == "好的"
+
+
+async def test_a_flood_from_one_openid_does_not_starve_other_residents(
+    wechat_server: ServerFactory,
+) -> None:
+    rasa = FakeRasa(delay=0.2)
+    server = await wechat_server(rasa=rasa, reply_deadline_seconds=1.5, max_concurrent_turns=2)
+    # 100 messages at once from one OpenID (a script, or a stuck client) ...
+    flood = [
+        asyncio.ensure_future(server.post_message(f"刷屏{n}", user="oFlood", msg_id=9000 + n))
+        for n in range(100)
+    ]
+    await asyncio.sleep(0.1)
+    # ... and another resident is still answered within WeChat's deadline
+    status, body = await server.post_message("暖气不热", user="oOther", msg_id=9999)
+    assert status == 200 and reply_content(body) == "好的"
+    flooded = await asyncio.gather(*flood)
+    assert all(status == 200 for status, _ in flooded)
+    # beyond a few queued messages the flood got "busy" at once, costing Rasa nothing
+    busy = [b for _, b in flooded if b != "success" and reply_content(b).startswith("系统忙")]
+    flood_turns = len([m for m in rasa.calls if m.sender_id == "oFlood"])
+    assert len(busy) >= 80 and flood_turns + len(busy) == 100
