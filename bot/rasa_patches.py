@@ -7,6 +7,15 @@ machine, against 2.8 ms with a validator built once (benchmarks/README.md,
 "Tickets and locating"). The replacement validates against the same schema with
 the same errors; only the repeated schema check is gone.
 
+A second patch, for the server only (`install(abort_turn_on_action_failure=True)`):
+when the action server fails during a turn (killed, unreachable, or its database
+down), Rasa logs "Bot will continue, but the actions events are lost", carries on
+without the action's events and saves that tracker; the resident then reads a
+half-answer, or nothing, and a form may be left in a state no action put it in. With
+the patch the turn is abandoned instead (`ActionServerFailed`): nothing is saved,
+and the WeChat channel answers utter_busy ("系统忙，请稍后再发一次"), so the resident's
+next try starts from where the conversation really was.
+
 Installed by bot.rasa_server, the entry point the launcher starts Rasa with,
 before Rasa loads anything; `install()` is idempotent. The patch replaces a
 private method of one Rasa release: on any other release it is not installed
@@ -16,6 +25,7 @@ until the patch is checked against the new release and RASA_VERSION updated.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -25,16 +35,28 @@ logger = logging.getLogger(__name__)
 RASA_VERSION = "3.6.21"
 
 _installed = False
+_abort_installed = False
+
+# The custom actions that failed in the turn being processed (None: not in a turn).
+_failed_actions: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "failed_actions", default=None
+)
+
+
+class ActionServerFailed(Exception):
+    """A custom action failed during a turn: the turn is abandoned, nothing saved."""
 
 
 def installed() -> bool:
     return _installed
 
 
-def install() -> bool:
+def install(abort_turn_on_action_failure: bool = False) -> bool:
     """Install the patch into this process's Rasa; False when Rasa is another release."""
     global _installed
     if _installed:
+        if abort_turn_on_action_failure:
+            _install_abort()
         return True
     import rasa
     from jsonschema import ValidationError, validators
@@ -68,4 +90,44 @@ def install() -> bool:
 
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     _installed = True
+    if abort_turn_on_action_failure:
+        _install_abort()
     return True
+
+
+def _install_abort() -> None:
+    global _abort_installed
+    if _abort_installed:
+        return
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.core.processor import MessageProcessor
+
+    run_action = RemoteAction.run
+    prediction_loop = MessageProcessor._run_prediction_loop
+
+    async def run(self: RemoteAction, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await run_action(self, *args, **kwargs)
+        except ActionExecutionRejection:
+            raise  # a form rejecting a slot value is the dialogue, not a failure
+        except Exception:
+            failed = _failed_actions.get()
+            if failed is not None:
+                failed.append(self.name())
+            raise
+
+    async def _run_prediction_loop(self: MessageProcessor, *args: Any, **kwargs: Any) -> Any:
+        failed: list[str] = []
+        token = _failed_actions.set(failed)
+        try:
+            result = await prediction_loop(self, *args, **kwargs)
+        finally:
+            _failed_actions.reset(token)
+        if failed:
+            # before handle_message saves the tracker: the turn never happened
+            raise ActionServerFailed(f"custom actions failed: {', '.join(failed)}")
+        return result
+
+    RemoteAction.run = run  # type: ignore[method-assign]
+    MessageProcessor._run_prediction_loop = _run_prediction_loop  # type: ignore[method-assign]
+    _abort_installed = True

@@ -13,10 +13,14 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     from bot import rasa_patches
 
-    rasa_patches.install()
+    args = sys.argv[1:] if argv is None else argv
+    # the server (not `rasa run actions`, `rasa shell`, `rasa test`): a turn whose
+    # action server call failed is abandoned, not saved half-done
+    serving = args[:1] == ["run"] and args[1:2] != ["actions"]
+    rasa_patches.install(abort_turn_on_action_failure=serving)
     from rasa.__main__ import main as rasa_main
 
-    sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = ["rasa", *args]
     rasa_main()
 
 

@@ -9,8 +9,8 @@ servers, web apps and action servers, on one machine or several). Its users:
 * the admins' directory-upload previews (bot.routing.directory_admin);
 * the WeChat access token, refreshed by one process under a lock
   (bot.channels.wechat_api);
-* (not yet) the single-flight training lock, a file lock (bot.training.jobs):
-  shared by the processes of one machine only.
+* the single-flight training lock (bot.training.jobs: a file lock on one machine,
+  plus the shared lock `training` held by the runner across machines).
 
 Deferred notices need nothing here: they are rows of the database, claimed with
 one conditional UPDATE, so two processes can never both take one.
