@@ -171,8 +171,10 @@ def submit_report(
     original_text: str | None,
     located: Located | None,
     photos: Sequence[str] = (),
+    report_key: str | None = None,
 ) -> Receipt:
-    """Open the ticket (exactly once per message) and remember the address."""
+    """Open the ticket (exactly once per message, and per report: `report_key`)
+    and remember the address."""
     category = get_taxonomy().by_code(category_code)
     if category is None:
         raise ValueError(f"unknown category {category_code}")
@@ -187,6 +189,7 @@ def submit_report(
             original_text=original_text,
             location=located,
             photos=list(photos),
+            report_key=report_key,
         )
         if located is not None and is_usable(located) and located.building is not None:
             service.bind_address(session, sender_id, located, channel=channel)

@@ -14,7 +14,11 @@ without the action's events and saves that tracker; the resident then reads a
 half-answer, or nothing, and a form may be left in a state no action put it in. With
 the patch the turn is abandoned instead (`ActionServerFailed`): nothing is saved,
 and the WeChat channel answers utter_busy ("系统忙，请稍后再发一次"), so the resident's
-next try starts from where the conversation really was.
+next try starts from where the conversation really was. In the same spirit, the
+tracker store's failures are not papered over: Rasa's FailSafeTrackerStore would
+answer a failed read with an empty conversation and keep a failed write in this
+process's memory (so two servers would each hold another version of it); with the
+patch the turn fails instead, and the resident reads utter_busy.
 
 Installed by bot.rasa_server, the entry point the launcher starts Rasa with,
 before Rasa loads anything; `install()` is idempotent. The patch replaces a
@@ -130,4 +134,37 @@ def _install_abort() -> None:
 
     RemoteAction.run = run  # type: ignore[method-assign]
     MessageProcessor._run_prediction_loop = _run_prediction_loop  # type: ignore[method-assign]
+    _no_tracker_store_fallback()
     _abort_installed = True
+
+
+class TrackerStoreFailed(Exception):
+    """The tracker store failed: the turn fails, no empty or in-memory stand-in."""
+
+
+def _no_tracker_store_fallback() -> None:
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    async def retrieve(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        try:
+            return await self._tracker_store.retrieve(sender_id)
+        except Exception as error:
+            raise TrackerStoreFailed(f"reading {sender_id}'s conversation: {error}") from error
+
+    async def retrieve_full_tracker(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        try:
+            return await self._tracker_store.retrieve_full_tracker(sender_id)
+        except Exception as error:
+            raise TrackerStoreFailed(f"reading {sender_id}'s conversation: {error}") from error
+
+    async def save(self: FailSafeTrackerStore, tracker: Any) -> None:
+        try:
+            await self._tracker_store.save(tracker)
+        except Exception as error:
+            raise TrackerStoreFailed(
+                f"saving {tracker.sender_id}'s conversation: {error}"
+            ) from error
+
+    FailSafeTrackerStore.retrieve = retrieve  # type: ignore[method-assign]
+    FailSafeTrackerStore.retrieve_full_tracker = retrieve_full_tracker  # type: ignore[method-assign]
+    FailSafeTrackerStore.save = save  # type: ignore[method-assign]

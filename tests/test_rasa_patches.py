@@ -163,3 +163,33 @@ async def test_a_turn_whose_action_server_failed_is_abandoned(monkeypatch):
                 await MessageProcessor._run_prediction_loop(
                     None, CollectingOutputChannel(), tracker
                 )
+
+
+async def test_a_failing_tracker_store_fails_the_turn_instead_of_faking_it(monkeypatch):
+    """Rasa's FailSafeTrackerStore would read an empty conversation and save into this
+    process's memory; with the server's patch the failure reaches the turn."""
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+
+    for name in ("retrieve", "retrieve_full_tracker", "save"):
+        monkeypatch.setattr(FailSafeTrackerStore, name, getattr(FailSafeTrackerStore, name))
+    monkeypatch.setattr(RemoteAction, "run", RemoteAction.run)
+    monkeypatch.setattr(
+        MessageProcessor, "_run_prediction_loop", MessageProcessor._run_prediction_loop
+    )
+    monkeypatch.setattr(rasa_patches, "_abort_installed", False)
+    assert rasa_patches.install(abort_turn_on_action_failure=True)
+
+    class Down(InMemoryTrackerStore):
+        async def retrieve(self, sender_id):
+            raise ConnectionError("database down")
+
+        async def save(self, tracker):
+            raise ConnectionError("database down")
+
+    store = FailSafeTrackerStore(Down(Domain.empty()))
+    with pytest.raises(rasa_patches.TrackerStoreFailed, match="database down"):
+        await store.retrieve("resident")
+    with pytest.raises(rasa_patches.TrackerStoreFailed, match="database down"):
+        await store.save(DialogueStateTracker("resident", []))
+    assert await store.fallback_tracker_store.retrieve("resident") is None  # nothing faked
