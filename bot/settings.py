@@ -139,6 +139,14 @@ class Settings:
     scale_rasa_servers: int = 2
     scale_action_servers: int = 2
     scale_web_apps: int = 2
+    # "My reports" (/me): WeChat's web authorisation page the resident is sent to
+    # (the code it returns is exchanged at WECHAT_API_BASE/sns/oauth2/access_token),
+    # and the Official Account's menu file (`python -m bot wechat-menu`).
+    wechat_oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    wechat_menu_path: Path = PROJECT_ROOT / "data" / "wechat_menu.yml"
+    # Open311 discovery (/open311/discovery.json): whom other city systems
+    # contact about the API (empty: the administrators of this service).
+    open311_contact: str = ""
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -238,6 +246,14 @@ def load_settings() -> Settings:
         scale_rasa_servers=_int_env("SCALE_RASA", 2),
         scale_action_servers=_int_env("SCALE_ACTIONS", 2),
         scale_web_apps=_int_env("SCALE_WEB", 2),
+        wechat_oauth_authorize_url=_env(
+            "WECHAT_OAUTH_AUTHORIZE_URL", "https://open.weixin.qq.com/connect/oauth2/authorize"
+        )
+        or "",
+        wechat_menu_path=Path(
+            _env("WECHAT_MENU", str(PROJECT_ROOT / "data" / "wechat_menu.yml")) or ""
+        ),
+        open311_contact=_env("OPEN311_CONTACT", "") or "",
     )
 
 

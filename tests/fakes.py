@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from bot.conversation_log import RASA_EVENTS_DDL
 
@@ -59,6 +60,15 @@ class FakeWeChatApi:
     issued: int = 0
     current_token: str | None = None
     sent_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # web authorisation: codes issued (code -> OpenID), codes exchanged once already,
+    # every exchange request; the authorisation page signs in `authorize_as`.
+    oauth_codes: dict[str, str] = field(default_factory=dict)
+    oauth_used: set[str] = field(default_factory=set)
+    oauth_requests: list[dict[str, str]] = field(default_factory=list)
+    authorize_as: str | None = None
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    # menus created (the JSON bodies) and the tokens they carried
+    menus: list[dict[str, Any]] = field(default_factory=list)
 
     async def token(self, request: web.Request) -> web.Response:
         self.token_requests.append(dict(request.query))
@@ -93,10 +103,59 @@ class FakeWeChatApi:
 
         await asyncio.wait_for(wait(), timeout)
 
+    def issue_oauth_code(self, openid: str) -> str:
+        """A code as WeChat's authorisation page would hand out for `openid`."""
+        code = f"CODE{len(self.oauth_codes) + 1:04d}x{openid[-6:].replace('-', 'x')}"
+        self.oauth_codes[code] = openid
+        return code
+
+    async def authorize(self, request: web.Request) -> web.StreamResponse:
+        """WeChat's authorisation page (open.weixin.qq.com): back to redirect_uri with
+        a fresh code for `authorize_as` and the state it was given."""
+        self.authorize_requests.append(dict(request.query))
+        if request.query.get("appid") != APPID or not self.authorize_as:
+            return web.Response(status=400, text="bad appid")
+        code = self.issue_oauth_code(self.authorize_as)
+        target = URL(request.query["redirect_uri"]).update_query(
+            code=code, state=request.query.get("state", "")
+        )
+        raise web.HTTPFound(str(target))
+
+    async def oauth_access_token(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        self.oauth_requests.append(query)
+        if query.get("appid") != APPID or query.get("secret") != APP_SECRET:
+            return web.json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        code = query.get("code", "")
+        if code in self.oauth_used:
+            return web.json_response({"errcode": 40163, "errmsg": "code been used"})
+        openid = self.oauth_codes.get(code)
+        if openid is None or query.get("grant_type") != "authorization_code":
+            return web.json_response({"errcode": 40029, "errmsg": "invalid code"})
+        self.oauth_used.add(code)
+        return web.json_response(
+            {
+                "access_token": "WEB_ACCESS_TOKEN",
+                "expires_in": 7200,
+                "refresh_token": "REFRESH",
+                "openid": openid,
+                "scope": "snsapi_base",
+            }
+        )
+
+    async def menu_create(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") != self.current_token:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        self.menus.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
             ("GET", "/cgi-bin/token", self.token),
             ("POST", "/cgi-bin/message/custom/send", self.send),
+            ("GET", "/connect/oauth2/authorize", self.authorize),
+            ("GET", "/sns/oauth2/access_token", self.oauth_access_token),
+            ("POST", "/cgi-bin/menu/create", self.menu_create),
         ]
 
 

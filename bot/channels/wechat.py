@@ -29,8 +29,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from rasa.core.channels.channel import (
@@ -128,6 +128,8 @@ class WeChatConfig:
     allow_intent_triggers: bool = False
     max_concurrent_turns: int = DEFAULT_MAX_CONCURRENT_TURNS  # 0: no bound
     max_queued_per_sender: int = DEFAULT_MAX_QUEUED_PER_SENDER
+    # menu button key -> what a click on it means (bot.channels.wechat_menu)
+    menu_clicks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def safe_mode(self) -> bool:
@@ -152,6 +154,11 @@ class WeChatConfig:
                 settings, "wechat_reply_deadline_seconds", DEFAULT_REPLY_DEADLINE_SECONDS
             ),
         }
+        menu_path = getattr(settings, "wechat_menu_path", None)
+        if menu_path is not None:
+            from bot.channels.wechat_menu import click_texts
+
+            values["menu_clicks"] = click_texts(menu_path)
         for name, value in overrides.items():
             if value is None or value == "" or value == ():
                 continue
@@ -188,12 +195,17 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def rasa_text_for(message: IncomingMessage, allow_intent_triggers: bool = False) -> str | None:
+def rasa_text_for(
+    message: IncomingMessage,
+    allow_intent_triggers: bool = False,
+    menu_clicks: Mapping[str, str] | None = None,
+) -> str | None:
     """What Rasa receives as the user's text; None for events processed silently.
 
     text -> Content; voice -> Recognition or /voice_unrecognised; location ->
     /share_location{"latitude", "longitude", "label"}; image -> /share_photo;
-    subscribe -> /greet (the welcome menu); anything else -> /unsupported_message.
+    subscribe -> /greet (the welcome menu); a menu CLICK -> the button's `says` text
+    (`menu_clicks`); anything else -> /unsupported_message.
     """
     msg_type = message.msg_type.lower()
     if msg_type == "text":
@@ -220,6 +232,8 @@ def rasa_text_for(message: IncomingMessage, allow_intent_triggers: bool = False)
         event = (message.event or "").lower()
         if event == "subscribe":
             return f"/{INTENT_SUBSCRIBE}"
+        if event == "click" and message.event_key and message.event_key in (menu_clicks or {}):
+            return _neutralise_trigger((menu_clicks or {})[message.event_key])
         if event in SILENT_EVENTS:
             return None
     return f"/{INTENT_UNSUPPORTED}"
@@ -434,7 +448,9 @@ class WeChatInput(InputChannel):
         A retry of a message already in flight waits for the same processing.
         """
         started = time.monotonic() if started is None else started
-        rasa_text = rasa_text_for(incoming, self.config.allow_intent_triggers)
+        rasa_text = rasa_text_for(
+            incoming, self.config.allow_intent_triggers, self.config.menu_clicks
+        )
         if rasa_text is None:
             logger.debug("wechat %s event from %s: silent", incoming.event, incoming.from_user)
             return ""

@@ -219,6 +219,27 @@ class WeChatApiClient:
             await asyncio.sleep(0.05)
             waited += 0.05
 
+    async def post_json(self, path: str, body: bytes) -> dict[str, Any]:
+        """POST `body` (JSON) to `path` of the API with the access token (refreshed once
+        when WeChat rejects it); WeChat's answer. WeChatApiError for token or network
+        failures."""
+        stale: str | None = None
+        data: dict[str, Any] = {}
+        for _attempt in range(2):
+            token = await self.get_access_token(stale_token=stale)
+            data = await self._json(
+                "POST",
+                f"{self.api_base}{path}",
+                params={"access_token": token},
+                data=body,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+            if (_int_or_none(data.get("errcode")) or 0) in TOKEN_ERRORS:
+                stale = token
+                continue
+            break
+        return data
+
     # -- customer-service message ----------------------------------------------------
 
     async def send_text(self, openid: str, content: str) -> SendResult:

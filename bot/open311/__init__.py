@@ -1,9 +1,17 @@
 """Open311 GeoReport v2 on our tickets (no HTTP here; bot/web/views/open311.py serves it).
 
-Specification: http://wiki.open311.org/GeoReport_v2 (JSON format only; one
+Specification: http://wiki.open311.org/GeoReport_v2 (XML and JSON; one
 jurisdiction, so `jurisdiction_id` is ignored as the specification allows).
 Choices where the specification leaves room, all documented here:
 
+- Formats: every resource answers `.xml` and `.json`, both rendered from the
+  same answer (bot.open311.answers): XML has the specification's element
+  names, a `None` field is an empty element, booleans are true/false,
+  characters XML cannot carry become U+FFFD. Other extensions are 404; errors
+  come in the requested format. POST bodies may be form-encoded (the
+  specification), a JSON object or an XML document whose root's children are
+  the fields (extensions); a malformed one is 400. `tokens/{id}` is not
+  served: every service is realtime, so no POST answers a token.
 - Services are the categories of taxonomy.yml (not the internal HANDOFF
   call-back requests, which are not listed, accepted or shown). `metadata` is
   false for all of them; `GET services/{code}.json` of a listed service
@@ -12,8 +20,9 @@ Choices where the specification leaves room, all documented here:
 - `service_request_id` is the ticket number residents and workers see
   ("20261127-0007"), a string.
 - Status: open/accepted/escalated -> "open"; resolved/closed/cancelled ->
-  "closed". `status_notes` is the latest note of a handler (routing notes
-  and what the submitting system sent are left out).
+  "closed". `status_notes` is the latest note of a handler,
+  a city system's request update included (routing notes and the submitter's
+  contact details are left out).
 - Times are ISO 8601 in local time with the offset (2026-11-27T10:00:00+08:00);
   `expected_datetime` is the ticket's deadline.
 - `address` is community + building + unit (the room is left out: requests
@@ -45,9 +54,11 @@ Choices where the specification leaves room, all documented here:
 
 The package, by resource (as FixMyStreet's Open311 endpoint):
 - bot.open311.mapping   how tickets map onto Open311: statuses, public categories, times
-- bot.open311.answers   the answer forms: the error list, JSON text
+- bot.open311.answers   the answer forms: the error list, JSON and XML renderings
+- bot.open311.discovery GET /open311/discovery.json and .xml
 - bot.open311.parsing   reading arguments and fields (GET filters, POST fields, W3C dates)
 - bot.open311.services  GET services.json, services/{code}.json
 - bot.open311.requests  GET requests.json, requests/{id}.json
 - bot.open311.submit    POST requests.json
+- bot.open311.updates   GET and POST servicerequestupdates (mySociety's extension)
 """

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from bot import apikeys
 from bot.nlu.normalise import normalise
-from bot.open311.answers import Open311Error, Outcome, error
-from bot.open311.mapping import CHANNEL, SENDER_PREFIX, local_zone
+from bot.open311.answers import ERRORS, REQUESTS, Answer, Open311Error, error
+from bot.open311.mapping import CHANNEL, CONTACT_NOTE_PREFIX, SENDER_PREFIX, local_zone
 from bot.open311.parsing import NewRequest, field_text, parse_post
 from bot.open311.requests import service_notice
 from bot.routing.locator import Located, Locator, get_locator
@@ -72,7 +72,7 @@ def contact_note(contact: tuple[tuple[str, str], ...]) -> str:
     parts += [
         f"{label}：{values[field]}" for field, label in _CONTACT_LABELS.items() if field in values
     ]
-    return "Open311提交人 " + "；".join(parts)
+    return f"{CONTACT_NOTE_PREFIX} " + "；".join(parts)
 
 
 def submit_request(
@@ -82,7 +82,7 @@ def submit_request(
     now: datetime | None = None,
     zone: ZoneInfo | None = None,
     taxonomy: Taxonomy | None = None,
-) -> Outcome:
+) -> Answer:
     """POST requests.json in the caller's transaction: check the key, then the
     fields, then open the ticket exactly as a chat report opens one.
 
@@ -93,16 +93,18 @@ def submit_request(
     zone = zone or local_zone()
     token = field_text(fields, "api_key")
     if token is None:
-        return Outcome(403, [error(403, "api_key was not provided")])
+        return Answer([error(403, "api_key was not provided")], ERRORS, 403)
     key = apikeys.verify_key(session, token, now)
     if key is None:
-        return Outcome(
-            403, [error(403, "Invalid api_key received -- can't proceed with create_request.")]
+        return Answer(
+            [error(403, "Invalid api_key received -- can't proceed with create_request.")],
+            ERRORS,
+            403,
         )
     try:
         new = parse_post(fields, taxonomy)
     except Open311Error as exc:
-        return Outcome(exc.status, exc.errors)
+        return exc.answer()
 
     sender = f"{SENDER_PREFIX}{key.prefix}"
     existing = None
@@ -138,8 +140,7 @@ def submit_request(
                 data={"open311_contact": dict(new.contact)},
                 now=now,
             )
-    return Outcome(
-        200,
+    return Answer(
         [
             {
                 "service_request_id": ticket.number,
@@ -147,4 +148,5 @@ def submit_request(
                 "account_id": None,
             }
         ],
+        REQUESTS,
     )

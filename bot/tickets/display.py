@@ -66,6 +66,21 @@ EVENT_LABELS = {
 
 LEVEL_LABELS = {"grid": "网格", "community": "社区", "street": "街道"}
 
+# What a resident may do with their own ticket on the "my reports" page (bot.tickets.mine).
+RESIDENT_ACTION_LABELS = {
+    "cancel": "撤销",
+    "satisfied": "满意",
+    "unsatisfied": "不满意",
+    "reopen": "重新打开",
+}
+# What the page says once it is done.
+RESIDENT_ACTION_DONE = {
+    "cancel": "已撤销该工单。",
+    "satisfied": "感谢您的评价，工单已办结。",
+    "unsatisfied": "已收到您的意见，工单已重新打开，网格员会再来处理。",
+    "reopen": "工单已重新打开，网格员会再来处理。",
+}
+
 
 def _value(code: str | Enum) -> str:
     # str-Enums (Status, Action) hash by name, not by value: look up the value.
@@ -82,6 +97,10 @@ def action_label(action: str | Enum) -> str:
 
 def event_label(event_type: str) -> str:
     return EVENT_LABELS.get(event_type, event_type)
+
+
+def resident_action_label(action: str) -> str:
+    return RESIDENT_ACTION_LABELS.get(action, action)
 
 
 def level_label(level: str | None) -> str:

@@ -6,12 +6,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.web import resident_auth
 from bot.web.keys import SETTINGS
 from bot.web.views import admin as admin_views
 from bot.web.views import admin_directory as directory_views
 from bot.web.views import admin_people as people_views
 from bot.web.views import auth as auth_views
 from bot.web.views import health, model_server
+from bot.web.views import mine as mine_views
 from bot.web.views import models as models_views
 from bot.web.views import open311 as open311_views
 from bot.web.views import review as review_views
@@ -54,6 +56,16 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/tickets/{number}", worker_views.ticket_page, name="ticket")
     app.router.add_post(
         "/tickets/{number}/{action}", worker_views.ticket_action, name="ticket_action"
+    )
+
+    # residents' "my reports" page, opened from the Official Account's menu: WeChat
+    # web authorisation (bot/web/resident_auth.py), the resident's tickets and their
+    # buttons (bot/web/views/mine.py, bot/tickets/mine.py)
+    resident_auth.setup(app)
+    app.router.add_get("/me", mine_views.my_reports, name="my_reports")
+    app.router.add_get("/me/oauth", mine_views.oauth_callback, name="my_reports_oauth")
+    app.router.add_post(
+        "/me/tickets/{number}/{action}", mine_views.ticket_action, name="my_reports_action"
     )
 
     # admin console: dashboard, ticket CSV, grid directory, people, API keys
@@ -133,20 +145,34 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/admin/insights", review_views.insights_page, name="admin_insights")
     # (end of admin: review inbox)
 
-    # Open311 GeoReport v2 (JSON); see bot/open311/__init__.py for the choices made.
-    # The catch-all comes last: other paths under /open311/v2/ answer the
-    # specification's error list (404, or 405 for a known path).
-    app.router.add_get("/open311/v2/services.json", open311_views.services, name="open311_services")
+    # Open311 GeoReport v2, every resource as .json and .xml, and discovery; see
+    # bot/open311/__init__.py for the choices made. The catch-all comes last:
+    # other paths under /open311/ answer the specification's error list (404,
+    # or 405 for a known path).
+    fmt = "{format:json|xml}"
     app.router.add_get(
-        "/open311/v2/services/{code}.json",
+        f"/open311/discovery.{fmt}", open311_views.discovery_document, name="open311_discovery"
+    )
+    app.router.add_get(
+        f"/open311/v2/services.{fmt}", open311_views.services, name="open311_services"
+    )
+    app.router.add_get(
+        "/open311/v2/services/{code:[^/]+}." + fmt,
         open311_views.service_definition,
         name="open311_service_definition",
     )
     app.router.add_get(
-        "/open311/v2/requests.json", open311_views.list_requests, name="open311_requests"
+        f"/open311/v2/requests.{fmt}", open311_views.list_requests, name="open311_requests"
     )
-    app.router.add_post("/open311/v2/requests.json", open311_views.create_request)
+    app.router.add_post(f"/open311/v2/requests.{fmt}", open311_views.create_request)
     app.router.add_get(
-        "/open311/v2/requests/{id}.json", open311_views.one_request, name="open311_request"
+        "/open311/v2/requests/{id:[^/]+}." + fmt, open311_views.one_request, name="open311_request"
     )
-    app.router.add_route("*", "/open311/v2/{tail:.*}", open311_views.not_found)
+    # mySociety's request updates (what FixMyStreet reads and posts)
+    app.router.add_get(
+        f"/open311/v2/servicerequestupdates.{fmt}",
+        open311_views.list_updates,
+        name="open311_updates",
+    )
+    app.router.add_post(f"/open311/v2/servicerequestupdates.{fmt}", open311_views.post_update)
+    app.router.add_route("*", "/open311/{tail:.*}", open311_views.not_found)

@@ -1,8 +1,10 @@
-"""Open311 GeoReport v2 handlers: read the request, call bot.open311's resource, answer JSON.
+"""Open311 GeoReport v2 handlers: read the request, call bot.open311's resource,
+answer in the format the path asks for (`.json` or `.xml`, bot.open311.answers).
 
-Every failure answers the specification's error list (`[{"code", "description"}]`)
-with 400, 403 or 404, never a bare 500: the specification asks for 400 on
-"any failure during processing" (e.g. the database is down).
+Every failure answers the specification's error list (`[{"code", "description"}]`,
+`<errors><error>…`) in the requested format with 400, 403 or 404, never a bare
+500: the specification asks for 400 on "any failure during processing" (e.g.
+the database is down).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
+from xml.etree.ElementTree import ParseError
 from zoneinfo import ZoneInfo
 
+import defusedxml.ElementTree as SafeET
 from aiohttp import web
+from defusedxml import DefusedXmlException
 
-from bot.open311 import answers, parsing, requests, submit
+from bot.open311 import answers, discovery, parsing, requests, submit, updates
 from bot.open311 import services as open311_services
 from bot.open311.mapping import local_zone
 from bot.store.models import utcnow
@@ -28,19 +33,34 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# The paths of routes.py's "# Open311" block with their methods, for the
-# error answers of the catch-all route.
+# The resources of routes.py's "# Open311" block (path without the format
+# extension) with their methods, for the error answers of the catch-all route.
 PATHS = {
-    "services.json": ("GET",),
-    "requests.json": ("GET", "POST"),
+    "discovery": ("GET",),
+    "v2/services": ("GET",),
+    "v2/requests": ("GET", "POST"),
+    "v2/servicerequestupdates": ("GET", "POST"),
 }
+ITEM_PATHS = {"v2/services/": ("GET",), "v2/requests/": ("GET",)}
 
 
-def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def requested_format(request: web.Request) -> str:
+    """ "xml" or "json": the route's `{format}`, else the path's extension
+    (an unknown one is answered in JSON)."""
+    fmt = request.match_info.get("format")
+    if fmt in answers.FORMATS:
+        return fmt
+    return "xml" if request.path.endswith(".xml") else "json"
+
+
+def reply(
+    request: web.Request, answer: answers.Answer, headers: dict[str, str] | None = None
+) -> web.Response:
+    body, content_type = answers.render(answer, requested_format(request))
     return web.Response(
-        text=answers.dumps(body),
-        status=status,
-        content_type="application/json",
+        body=body,
+        status=answer.status,
+        content_type=content_type,
         charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff", **(headers or {})},
     )
@@ -54,18 +74,16 @@ def _answers_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except answers.Open311Error as exc:
-            return reply(exc.errors, exc.status)
+            return reply(request, exc.answer())
         except web.HTTPRequestEntityTooLarge:
-            return reply([answers.error(400, "request body too large")], 400)
+            return reply(request, answers.errors(400, "request body too large"))
         except Exception:
             log.exception("Open311 %s %s failed", request.method, request.path)
             return reply(
-                [
-                    answers.error(
-                        400, "service error: the request could not be processed, try again later"
-                    )
-                ],
-                400,
+                request,
+                answers.errors(
+                    400, "service error: the request could not be processed, try again later"
+                ),
             )
 
     return wrapped
@@ -76,13 +94,21 @@ def _zone(request: web.Request) -> ZoneInfo:
 
 
 @_answers_errors
+async def discovery_document(request: web.Request) -> web.Response:
+    document = discovery.discovery(request.app[SETTINGS])
+    return reply(request, answers.Answer(document, answers.DISCOVERY))
+
+
+@_answers_errors
 async def services(request: web.Request) -> web.Response:
-    return reply(open311_services.services(get_taxonomy()))
+    found = open311_services.services(get_taxonomy())
+    return reply(request, answers.Answer(found, answers.SERVICES))
 
 
 @_answers_errors
 async def service_definition(request: web.Request) -> web.Response:
-    return reply(open311_services.service_definition(request.match_info["code"], get_taxonomy()))
+    definition = open311_services.service_definition(request.match_info["code"], get_taxonomy())
+    return reply(request, answers.Answer(definition, answers.SERVICE_DEFINITION))
 
 
 @_answers_errors
@@ -95,7 +121,7 @@ async def list_requests(request: web.Request) -> web.Response:
         lambda session: requests.find_requests(session, query, zone=zone, taxonomy=taxonomy),
         readonly=True,
     )
-    return reply(found)
+    return reply(request, answers.Answer(found, answers.REQUESTS))
 
 
 @_answers_errors
@@ -108,17 +134,35 @@ async def one_request(request: web.Request) -> web.Response:
         lambda session: requests.get_request(session, request_id, zone=zone, taxonomy=taxonomy),
         readonly=True,
     )
-    return reply(found)
+    return reply(request, answers.Answer(found, answers.REQUESTS))
+
+
+def _xml_fields(raw: bytes) -> dict[str, Any]:
+    """An XML body as fields (extension): the root's child elements, by name
+    (`<service_request><service_code>HEATING</service_code>…`)."""
+    try:
+        root = SafeET.fromstring(raw)
+    except (ParseError, DefusedXmlException, ValueError):
+        raise answers.Open311Error.of(400, "the body is not well-formed XML") from None
+    fields: dict[str, Any] = {}
+    for child in root:
+        if len(child):
+            raise answers.Open311Error.of(400, f"{str(child.tag)[:50]} must be text, not elements")
+        fields.setdefault(str(child.tag), (child.text or "").strip())
+    return fields
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
-    """The POST's fields: form-encoded (the specification) or a JSON object."""
+    """The POST's fields: form-encoded (the specification), a JSON object or an
+    XML document (extensions)."""
     if request.content_type == "application/json":
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise answers.Open311Error.of(400, "the body is not valid JSON") from None
         fields = parsing.json_fields(body)
+    elif request.content_type in ("text/xml", "application/xml"):
+        fields = parsing.json_fields(_xml_fields(await request.read()))
     else:
         try:
             form = await request.post()
@@ -139,31 +183,64 @@ async def create_request(request: web.Request) -> web.Response:
     fields = await _fields(request)
     if not (fields.get("api_key") or "").strip():
         # No database work for clients without a key.
-        return reply([answers.error(403, "api_key was not provided")], 403)
+        return reply(request, answers.errors(403, "api_key was not provided"))
     zone = _zone(request)
     taxonomy = get_taxonomy()
-    outcome = await run_db(
+    answer = await run_db(
         request.app,
         lambda session: submit.submit_request(session, fields, zone=zone, taxonomy=taxonomy),
     )
-    return reply(outcome.body, outcome.status)
+    return reply(request, answer)
+
+
+@_answers_errors
+async def list_updates(request: web.Request) -> web.Response:
+    zone = _zone(request)
+    query = updates.parse_update_query(request.query.items(), now=utcnow(), zone=zone)
+    taxonomy = get_taxonomy()
+    found = await run_db(
+        request.app,
+        lambda session: updates.find_updates(session, query, zone=zone, taxonomy=taxonomy),
+        readonly=True,
+    )
+    return reply(request, answers.Answer(found, answers.UPDATES))
+
+
+@_answers_errors
+async def post_update(request: web.Request) -> web.Response:
+    fields = await _fields(request)
+    if not (fields.get("api_key") or "").strip():
+        return reply(request, answers.errors(403, "api_key was not provided"))
+    zone = _zone(request)
+    taxonomy = get_taxonomy()
+    answer = await run_db(
+        request.app,
+        lambda session: updates.post_update(session, fields, zone=zone, taxonomy=taxonomy),
+    )
+    return reply(request, answer)
 
 
 @_answers_errors
 async def not_found(request: web.Request) -> web.Response:
-    """Anything else under /open311/v2/: 404, or 405 for a known path."""
+    """Anything else under /open311/: 404, or 405 for a known path and format."""
     tail = request.match_info.get("tail", "")
-    allowed = PATHS.get(tail)
-    if allowed is None and tail.startswith("services/") and tail.endswith(".json"):
-        allowed = ("GET",)
-    if allowed is None and tail.startswith("requests/") and tail.endswith(".json"):
-        allowed = ("GET",)
+    resource, dot, extension = tail.rpartition(".")
+    allowed = None
+    if dot and extension in answers.FORMATS:
+        allowed = PATHS.get(resource)
+        for prefix, methods in ITEM_PATHS.items():
+            rest = resource[len(prefix) :]
+            if allowed is None and resource.startswith(prefix) and rest and "/" not in rest:
+                allowed = methods
     if allowed is not None:
         return reply(
-            [answers.error(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")],
-            405,
+            request,
+            answers.errors(405, f"{request.method} is not allowed here; use {', '.join(allowed)}"),
             headers={"Allow": ", ".join(allowed)},
         )
     return reply(
-        [answers.error(404, f"no such Open311 resource: {request.path[:100]} (JSON only)")], 404
+        request,
+        answers.errors(
+            404, f"no such Open311 resource: {request.path[:100]} (formats: .json, .xml)"
+        ),
     )

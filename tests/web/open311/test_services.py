@@ -70,7 +70,7 @@ async def test_unknown_service_definition_is_a_404_error_list(client: TestClient
 
 
 async def test_other_paths_answer_the_error_list(client: TestClient) -> None:
-    response = await client.get(f"{BASE}/services.xml")
+    response = await client.get(f"{BASE}/services.yaml")
     assert response.status == 404
     body = await response.json()
     assert body[0]["code"] == 404 and isinstance(body[0]["description"], str)
