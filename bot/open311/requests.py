@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
+from bot.open311 import media
 from bot.open311.answers import Open311Error
 from bot.open311.mapping import STATUS_MAP, is_contact_note, local_zone, public_categories, w3c
 from bot.open311.parsing import RequestQuery
+from bot.settings import get_settings
 from bot.store.models import Community, Grid, Street, Ticket, TicketEvent, Worker, aware
 from bot.taxonomy import Taxonomy
 from bot.tickets import display
@@ -290,7 +292,16 @@ def find_requests(
         (r.community_id for r in rows if r.community_id is not None),
         (r.assignee_id for r in rows if r.assignee_id is not None),
     )
-    return [to_request(r, places, zone, taxonomy) for r in rows]
+    found = [to_request(r, places, zone, taxonomy) for r in rows]
+    # media_url: the first public photo we serve wins over a URL posted with the request.
+    photos = media.first_public_photos(session, (r.number for r in rows))
+    if photos:
+        base = get_settings().public_web_url
+        for request in found:
+            path = photos.get(request["service_request_id"])
+            if path is not None:
+                request["media_url"] = base + path
+    return found
 
 
 def get_request(

@@ -45,6 +45,9 @@ def setup_routes(app: web.Application) -> None:
             "/simulator/wechat-api/cgi-bin/message/custom/send",
             simulator_views.wechat_custom_send,
         )
+        app.router.add_get(
+            "/simulator/wechat-api/cgi-bin/media/get", simulator_views.wechat_media_get
+        )
 
     # worker pages: login, inbox, ticket page and its actions (bot/web/views/worker.py;
     # sessions and CSRF in bot/web/auth.py, set up by create_app)
@@ -54,6 +57,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/logout", auth_views.logout, name="logout")
     app.router.add_get("/", worker_views.inbox_page, name="inbox")
     app.router.add_get("/tickets/{number}", worker_views.ticket_page, name="ticket")
+    # photos of a ticket: one file, a worker's upload (before the actions' catch-all)
+    app.router.add_get(
+        r"/tickets/{number}/photos/{photo_id:\d+}", worker_views.ticket_photo, name="ticket_photo"
+    )
+    app.router.add_post(
+        "/tickets/{number}/photos", worker_views.ticket_photo_upload, name="ticket_photo_upload"
+    )
     app.router.add_post(
         "/tickets/{number}/{action}", worker_views.ticket_action, name="ticket_action"
     )
@@ -175,4 +185,10 @@ def setup_routes(app: web.Application) -> None:
         name="open311_updates",
     )
     app.router.add_post(f"/open311/v2/servicerequestupdates.{fmt}", open311_views.post_update)
+    # the public photos that media_url points to (bot/open311/media.py)
+    app.router.add_get(
+        r"/open311/v2/media/{photo_id:\d{1,12}}.{extension:jpg|png|gif|webp}",
+        open311_views.media_file,
+        name="open311_media",
+    )
     app.router.add_route("*", "/open311/{tail:.*}", open311_views.not_found)
