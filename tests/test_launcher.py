@@ -83,3 +83,34 @@ def test_supervise_gives_up_on_a_process_that_keeps_exiting() -> None:
     launcher.launch(service, {})
     code = launcher.supervise([service], {}, max_restarts=2, poll_seconds=0.2)
     assert code == 1 and len(service.restarts) == 2
+
+
+def test_make_run_says_which_mode_it_runs_in():
+    from bot import simulator
+
+    base = replace(
+        load_settings(), wechat_app_secret=None, wechat_aes_key=None, simulator_enabled=True
+    )
+    development = simulator.development_settings(base)
+    text = launcher.mode_banner(development)
+    assert text.startswith("Mode: development") and "simulator" in text and "admins only" in text
+    assert "plaintext mode" in text
+
+    production = replace(
+        base,
+        wechat_app_secret="real-secret",
+        wechat_appid="wx123",
+        wechat_aes_key="k" * 43,
+        simulator_enabled=False,
+    )
+    assert simulator.development_settings(production) is None
+    text = launcher.mode_banner(production)
+    assert text.startswith("Mode: PRODUCTION")
+    assert "Development tools OFF" in text and "plaintext messages are refused" in text
+    text = launcher.mode_banner(replace(production, wechat_compat_mode=True))
+    assert "compatible mode" in text
+
+
+def test_the_compat_mode_reaches_rasa():
+    env = launcher.rasa_environment(replace(load_settings(), wechat_compat_mode=True), base={})
+    assert env["WECHAT_COMPAT_MODE"] == "true"

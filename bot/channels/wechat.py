@@ -110,6 +110,12 @@ SILENT_EVENTS = frozenset(
 _FULLWIDTH_SOLIDUS = "／"
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class PlaintextRefused(BadSignature):
+    """A plaintext message while the account is in safe mode (not compatible mode)."""
+
+
 # News about a resident's tickets that WeChat did not let us push (bot.notify): given
 # with the reply to their next message. OpenID -> texts, marked delivered once taken.
 DeferredNotices = Callable[[str], Awaitable[list[str]]]
@@ -126,6 +132,9 @@ class WeChatConfig:
     reply_deadline_seconds: float = DEFAULT_REPLY_DEADLINE_SECONDS
     dedup_ttl_seconds: float = DEFAULT_TTL_SECONDS
     allow_intent_triggers: bool = False
+    # Safe mode refuses plaintext messages unless the account is in WeChat's
+    # compatible mode (both forms arrive while switching over).
+    compat_mode: bool = False
     max_concurrent_turns: int = DEFAULT_MAX_CONCURRENT_TURNS  # 0: no bound
     max_queued_per_sender: int = DEFAULT_MAX_QUEUED_PER_SENDER
     # menu button key -> what a click on it means (bot.channels.wechat_menu)
@@ -153,6 +162,7 @@ class WeChatConfig:
             "reply_deadline_seconds": getattr(
                 settings, "wechat_reply_deadline_seconds", DEFAULT_REPLY_DEADLINE_SECONDS
             ),
+            "compat_mode": getattr(settings, "wechat_compat_mode", False),
         }
         menu_path = getattr(settings, "wechat_menu_path", None)
         if menu_path is not None:
@@ -175,12 +185,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("max_concurrent_turns", "max_queued_per_sender"):
         if name in out:
             out[name] = int(out[name])
-    if isinstance(out.get("allow_intent_triggers"), str):
-        out["allow_intent_triggers"] = out["allow_intent_triggers"].lower() in (
-            "1",
-            "true",
-            "yes",
-        )
+    for flag in ("allow_intent_triggers", "compat_mode"):
+        if isinstance(out.get(flag), str):
+            out[flag] = out[flag].strip().lower() in ("1", "true", "yes", "on")
     if isinstance(out.get("previous_aes_keys"), list):
         out["previous_aes_keys"] = tuple(str(k) for k in out["previous_aes_keys"] if k)
     if isinstance(out.get("previous_aes_keys"), str):
@@ -398,6 +405,9 @@ class WeChatInput(InputChannel):
         except BadSignature:
             logger.warning("wechat webhook: bad signature from %s", request.ip)
             return response.text("forbidden", status=403)
+        except PlaintextRefused:
+            logger.warning("wechat webhook: plaintext message in safe mode from %s", request.ip)
+            return response.text("forbidden", status=403)
         except MalformedMessage as exc:
             logger.warning("wechat webhook: malformed body: %s", exc)
             return response.text("bad request", status=400)
@@ -431,6 +441,10 @@ class WeChatInput(InputChannel):
         # Plaintext (or compatible mode without encrypt_type): the query signature only.
         if not signature_matches(signature, self.config.token, timestamp, nonce):
             raise BadSignature("signature does not match")
+        if self.config.safe_mode and not self.config.compat_mode:
+            # In safe mode WeChat encrypts everything: a plaintext message is
+            # someone who knows the token but not the AES key.
+            raise PlaintextRefused("plaintext message in safe mode (not compatible mode)")
         return parse_message(body), False
 
     # -- messages -------------------------------------------------------------------------

@@ -112,29 +112,46 @@ async def service_definition(request: web.Request) -> web.Response:
     return reply(request, answers.Answer(definition, answers.SERVICE_DEFINITION))
 
 
+def _read_key(request: web.Request) -> str | None:
+    """The key of a GET (`api_key` in the query string, or the X-Api-Key header)."""
+    return request.query.get("api_key") or request.headers.get("X-Api-Key") or None
+
+
 @_answers_errors
 async def list_requests(request: web.Request) -> web.Response:
     zone = _zone(request)
-    query = parsing.parse_query(request.query.items(), now=utcnow(), zone=zone)
+    now = utcnow()
+    arguments = [(k, v) for k, v in request.query.items() if k != "api_key"]
+    query = parsing.parse_query(arguments, now=now, zone=zone)
     taxonomy = get_taxonomy()
-    found = await run_db(
-        request.app,
-        lambda session: requests.find_requests(session, query, zone=zone, taxonomy=taxonomy),
-        readonly=True,
-    )
+    token = _read_key(request)
+
+    def read(session):
+        reader = requests.reader_for(session, token, now)
+        return requests.find_requests(
+            session, query, zone=zone, taxonomy=taxonomy, reader=reader, now=now
+        )
+
+    # Without a key nothing is written (a key's use and a full read are).
+    found = await run_db(request.app, read, readonly=token is None)
     return reply(request, answers.Answer(found, answers.REQUESTS))
 
 
 @_answers_errors
 async def one_request(request: web.Request) -> web.Response:
     zone = _zone(request)
+    now = utcnow()
     request_id = request.match_info["id"]
     taxonomy = get_taxonomy()
-    found = await run_db(
-        request.app,
-        lambda session: requests.get_request(session, request_id, zone=zone, taxonomy=taxonomy),
-        readonly=True,
-    )
+    token = _read_key(request)
+
+    def read(session):
+        reader = requests.reader_for(session, token, now)
+        return requests.get_request(
+            session, request_id, zone=zone, taxonomy=taxonomy, reader=reader, now=now
+        )
+
+    found = await run_db(request.app, read, readonly=token is None)
     return reply(request, answers.Answer(found, answers.REQUESTS))
 
 

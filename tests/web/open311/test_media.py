@@ -34,8 +34,9 @@ def attach(engine: Engine, photo_dir: Path, number: str, data: bytes, source: st
         return row.id
 
 
-async def media_of(client: TestClient, number: str) -> str | None:
-    [request] = await (await client.get(f"{BASE}/requests/{number}.json")).json()
+async def media_of(client: TestClient, number: str, key: str | None = None) -> str | None:
+    params = {"api_key": key} if key else None
+    [request] = await (await client.get(f"{BASE}/requests/{number}.json", params=params)).json()
     return request["media_url"]
 
 
@@ -85,7 +86,7 @@ async def test_a_missing_file_is_404(
 
 
 async def test_a_posted_media_url_is_kept_until_a_public_photo_comes(
-    client: TestClient, demo_engine: Engine, photo_dir: Path, api_key: str
+    client: TestClient, demo_engine: Engine, photo_dir: Path, api_key: str, read_key: str
 ) -> None:
     response = await client.post(
         f"{BASE}/requests.json",
@@ -99,6 +100,8 @@ async def test_a_posted_media_url_is_kept_until_a_public_photo_comes(
     )
     [created] = await response.json()
     number = created["service_request_id"]
-    assert await media_of(client, number) == "https://city.example.com/photos/1.jpg"
+    # the submitter's picture is in the full record only (bot.tickets.publication)
+    assert await media_of(client, number, read_key) == "https://city.example.com/photos/1.jpg"
+    assert await media_of(client, number) is None
     worker = attach(demo_engine, photo_dir, number, JPEG_HEAD, "worker")
     assert (await media_of(client, number) or "").endswith(f"{BASE}/media/{worker}.jpg")
