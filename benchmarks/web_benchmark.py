@@ -5,7 +5,8 @@
 
 Target (from the issue; measured here, not asserted in tests): with 10,000
 tickets in a SQLite database, GET /open311/v2/requests.json answers in < 300 ms
-(p95), with the default window and with filters.
+(p95), with the default window and with filters. The XML renderings and the
+request updates (servicerequestupdates) are timed beside them.
 
 How: a fresh SQLite file (migrated, demo directory, 10,000 tickets bulk-loaded
 over 180 days with their events by tickets_benchmark.insert_tickets, so the
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -242,12 +244,27 @@ async def bench_open311(base: str, numbers: list[str], calls: int) -> list[dict[
         ),
         ("requests/{id}.json", f"/requests/{some[0]}.json", None),
         ("services.json", "/services.json", None),
+        # the same answers rendered as XML (the specification's first format)
+        ("requests.xml, default window (last 90 days, capped at 1,000)", "/requests.xml", None),
+        ("services.xml", "/services.xml", None),
+        # request updates (mySociety's extension): every status change and note
+        (
+            "servicerequestupdates.xml, default window (capped at 1,000)",
+            "/servicerequestupdates.xml",
+            None,
+        ),
+        (
+            "servicerequestupdates.json, a 1-day window",
+            "/servicerequestupdates.json",
+            {"start_date": local_iso(31), "end_date": local_iso(30)},
+        ),
     ]
     results = []
     async with aiohttp.ClientSession() as client:
         for name, path, params in cases:
             measured = await time_calls(getter(client, base + "/open311/v2" + path, params), calls)
-            items = len(json.loads(measured.pop("body")))
+            body = measured.pop("body")
+            items = len(ET.fromstring(body)) if path.endswith(".xml") else len(json.loads(body))
             results.append({"case": name, "items": items, **measured})
             print(
                 f"  {name}: p50 {measured['p50']:.1f} ms, p95 {measured['p95']:.1f} ms", flush=True

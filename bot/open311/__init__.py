@@ -20,8 +20,9 @@ Choices where the specification leaves room, all documented here:
 - `service_request_id` is the ticket number residents and workers see
   ("20261127-0007"), a string.
 - Status: open/accepted/escalated -> "open"; resolved/closed/cancelled ->
-  "closed". `status_notes` is the latest note of a handler (routing notes
-  and what the submitting system sent are left out).
+  "closed". `status_notes` is the latest note of a handler,
+  a city system's request update included (routing notes and the submitter's
+  contact details are left out).
 - Times are ISO 8601 in local time with the offset (2026-11-27T10:00:00+08:00);
   `expected_datetime` is the ticket's deadline.
 - `address` is community + building + unit (the room is left out: requests
@@ -59,4 +60,5 @@ The package, by resource (as FixMyStreet's Open311 endpoint):
 - bot.open311.services  GET services.json, services/{code}.json
 - bot.open311.requests  GET requests.json, requests/{id}.json
 - bot.open311.submit    POST requests.json
+- bot.open311.updates   GET and POST servicerequestupdates (mySociety's extension)
 """

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.settings import get_settings
 from bot.store.models import aware
@@ -11,6 +15,8 @@ from bot.taxonomy import Category, Taxonomy, get_taxonomy
 
 CHANNEL = "open311"
 SENDER_PREFIX = "open311:"
+# The note with the submitter's contact details (bot.open311.submit), never public.
+CONTACT_NOTE_PREFIX = "Open311提交人"
 OPEN_STATUSES = ("open", "accepted", "escalated")
 CLOSED_STATUSES = ("resolved", "closed", "cancelled")
 STATUS_MAP = {**{s: "open" for s in OPEN_STATUSES}, **{s: "closed" for s in CLOSED_STATUSES}}
@@ -34,3 +40,14 @@ def w3c(value: datetime | None, zone: ZoneInfo) -> str | None:
     if value is None:
         return None
     return aware(value).astimezone(zone).isoformat(timespec="seconds")
+
+
+def is_contact_note(event: Any) -> ColumnElement:
+    """SQL condition on a TicketEvent (class or alias): the note holding the
+    submitter's contact details, which is never public (not a status note,
+    not an update)."""
+    return and_(
+        event.type == "note",
+        event.actor.like(SENDER_PREFIX + "%"),
+        event.note.like(CONTACT_NOTE_PREFIX + "%"),
+    )

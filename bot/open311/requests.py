@@ -17,7 +17,7 @@ from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from bot.open311.answers import Open311Error
-from bot.open311.mapping import SENDER_PREFIX, STATUS_MAP, local_zone, public_categories, w3c
+from bot.open311.mapping import STATUS_MAP, is_contact_note, local_zone, public_categories, w3c
 from bot.open311.parsing import RequestQuery
 from bot.store.models import Community, Grid, Street, Ticket, TicketEvent, Worker, aware
 from bot.taxonomy import Taxonomy
@@ -161,7 +161,7 @@ def _latest_note():
             event.ticket_id == Ticket.id,
             event.note.isnot(None),
             event.type != "assigned",
-            event.actor.notlike(SENDER_PREFIX + "%"),
+            ~is_contact_note(event),
         )
         .order_by(event.at.desc(), event.id.desc())
         .limit(1)

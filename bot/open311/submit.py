@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bot import apikeys
 from bot.nlu.normalise import normalise
 from bot.open311.answers import ERRORS, REQUESTS, Answer, Open311Error, error
-from bot.open311.mapping import CHANNEL, SENDER_PREFIX, local_zone
+from bot.open311.mapping import CHANNEL, CONTACT_NOTE_PREFIX, SENDER_PREFIX, local_zone
 from bot.open311.parsing import NewRequest, field_text, parse_post
 from bot.open311.requests import service_notice
 from bot.routing.locator import Located, Locator, get_locator
@@ -72,7 +72,7 @@ def contact_note(contact: tuple[tuple[str, str], ...]) -> str:
     parts += [
         f"{label}：{values[field]}" for field, label in _CONTACT_LABELS.items() if field in values
     ]
-    return "Open311提交人 " + "；".join(parts)
+    return f"{CONTACT_NOTE_PREFIX} " + "；".join(parts)
 
 
 def submit_request(

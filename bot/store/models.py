@@ -569,3 +569,22 @@ class ConsultationVote(Base):
     option = Column(Integer, nullable=False)  # index into Consultation.options
     channel = Column(String(16), nullable=False)
     at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class Open311Update(Base):
+    """A request update another city system posted (mySociety's Open311
+    extension, bot.open311.updates): its own id, kept so that a replay of the
+    same update changes nothing, and the ticket event it became."""
+
+    __tablename__ = "open311_updates"
+    __table_args__ = (
+        UniqueConstraint("source", "update_id", name="uq_open311_updates_source_update"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    source = Column(String(64), nullable=False)  # "open311:<key prefix>"
+    update_id = Column(String(128), nullable=False)  # the poster's id of the update
+    ticket_id = Column(ForeignKey("tickets.id"), nullable=False)
+    event_id = Column(ForeignKey("ticket_events.id"), nullable=True)  # set once applied
+    status = Column(String(32), nullable=False)  # as posted, lower case
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)

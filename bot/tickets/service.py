@@ -368,6 +368,7 @@ def accept(
     note: str | None = None,
     worker_id: int | None = None,
     now: datetime | None = None,
+    data: dict | None = None,
 ) -> Ticket:
     """The handler takes the ticket on (optionally naming the worker who does)."""
     t = _ticket(session, ticket)
@@ -379,7 +380,7 @@ def accept(
         Action.ACCEPT,
         actor=actor,
         note=note,
-        data={"worker_id": worker_id} if worker_id else None,
+        data={**({"worker_id": worker_id} if worker_id else {}), **(data or {})} or None,
         now=now,
     )
     if worker is not None:
@@ -395,9 +396,10 @@ def resolve(
     actor: str,
     note: str | None = None,
     now: datetime | None = None,
+    data: dict | None = None,
 ) -> Ticket:
     t = _ticket(session, ticket)
-    transition(t, Action.RESOLVE, actor=actor, note=note, now=now)
+    transition(t, Action.RESOLVE, actor=actor, note=note, data=data, now=now)
     session.flush()
     outbox.enqueue_resident_update(session, t, outbox.KIND_RESOLVED, note=note, now=now)
     return t

@@ -185,4 +185,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(
         "/open311/v2/requests/{id:[^/]+}." + fmt, open311_views.one_request, name="open311_request"
     )
+    # mySociety's request updates (what FixMyStreet reads and posts)
+    app.router.add_get(
+        f"/open311/v2/servicerequestupdates.{fmt}",
+        open311_views.list_updates,
+        name="open311_updates",
+    )
+    app.router.add_post(f"/open311/v2/servicerequestupdates.{fmt}", open311_views.post_update)
     app.router.add_route("*", "/open311/{tail:.*}", open311_views.not_found)

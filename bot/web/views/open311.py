@@ -21,7 +21,7 @@ import defusedxml.ElementTree as SafeET
 from aiohttp import web
 from defusedxml import DefusedXmlException
 
-from bot.open311 import answers, discovery, parsing, requests, submit
+from bot.open311 import answers, discovery, parsing, requests, submit, updates
 from bot.open311 import services as open311_services
 from bot.open311.mapping import local_zone
 from bot.store.models import utcnow
@@ -39,6 +39,7 @@ PATHS = {
     "discovery": ("GET",),
     "v2/services": ("GET",),
     "v2/requests": ("GET", "POST"),
+    "v2/servicerequestupdates": ("GET", "POST"),
 }
 ITEM_PATHS = {"v2/services/": ("GET",), "v2/requests/": ("GET",)}
 
@@ -188,6 +189,33 @@ async def create_request(request: web.Request) -> web.Response:
     answer = await run_db(
         request.app,
         lambda session: submit.submit_request(session, fields, zone=zone, taxonomy=taxonomy),
+    )
+    return reply(request, answer)
+
+
+@_answers_errors
+async def list_updates(request: web.Request) -> web.Response:
+    zone = _zone(request)
+    query = updates.parse_update_query(request.query.items(), now=utcnow(), zone=zone)
+    taxonomy = get_taxonomy()
+    found = await run_db(
+        request.app,
+        lambda session: updates.find_updates(session, query, zone=zone, taxonomy=taxonomy),
+        readonly=True,
+    )
+    return reply(request, answers.Answer(found, answers.UPDATES))
+
+
+@_answers_errors
+async def post_update(request: web.Request) -> web.Response:
+    fields = await _fields(request)
+    if not (fields.get("api_key") or "").strip():
+        return reply(request, answers.errors(403, "api_key was not provided"))
+    zone = _zone(request)
+    taxonomy = get_taxonomy()
+    answer = await run_db(
+        request.app,
+        lambda session: updates.post_update(session, fields, zone=zone, taxonomy=taxonomy),
     )
     return reply(request, answer)
 

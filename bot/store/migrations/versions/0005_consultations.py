@@ -1,7 +1,7 @@
 """Consultations (协商议事): questions put to a grid or building, and residents' answers.
 
-Revision ID: 0004_consultations
-Revises: 0003_review
+Revision ID: 0005_consultations
+Revises: 0004_open311_updates
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_consultations"
-down_revision = "0003_review"
+revision = "0005_consultations"
+down_revision = "0004_open311_updates"
 branch_labels = None
 depends_on = None
 
