@@ -25,10 +25,12 @@ from actions.common import (
     wechat_metadata,
 )
 from bot import frontdesk
+from bot.channels.wechat_api import MediaError
 from bot.dialogue.questions import QUESTION_SLOT, retry_submit_question
 from bot.dialogue.yes_no import CONFIRM_REPORT, KNOWN_ADDRESS, Answer, interpret
 from bot.routing.locator import Located
 from bot.taxonomy import HANDOFF, MEDIATION_COMMITTEE, RESIDENTS_COUNCIL, get_taxonomy
+from bot.tickets import photos
 
 # Slots of one report, cleared when a new one starts or one is done.
 REPORT_SLOTS = (
@@ -349,22 +351,49 @@ class ActionSubmitReport(Action):
 
 
 class ActionAttachPhoto(Action):
-    """A photo goes with the report in progress (or the next one)."""
+    """A resident's picture: downloaded from WeChat now (its media expire), checked
+    and stored; it goes with the report in progress, else with a ticket opened in
+    the last hours, else with the next report."""
 
     def name(self) -> str:
         return "action_attach_photo"
 
-    def run(
+    async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        url = wechat_metadata(tracker).get("pic_url")
-        dispatcher.utter_message(response="utter_photo_attached")
-        if not url:
+        media_id = wechat_metadata(tracker).get("media_id")
+        if not media_id:
+            dispatcher.utter_message(response="utter_photo_failed")
             return []
-        photos = list(tracker.get_slot("photos") or [])
-        if url not in photos:
-            photos.append(url)
-        return [SlotSet("photos", photos[-9:])]
+        try:
+            stored = await photos.fetch_wechat_photo(str(media_id))
+        except photos.PhotoRejected as rejected:
+            if rejected.reason == "too_large":
+                dispatcher.utter_message(
+                    response="utter_photo_too_large", max_size=photos.max_size_label()
+                )
+            else:
+                dispatcher.utter_message(response="utter_photo_not_image")
+            return []
+        except MediaError:
+            dispatcher.utter_message(response="utter_photo_failed")
+            return []
+
+        if not tracker.get_slot("category"):
+            try:
+                number = frontdesk.attach_to_recent_ticket(tracker.sender_id, stored)
+            except frontdesk.StoreUnavailable:
+                number = None
+            if number is not None:
+                dispatcher.utter_message(
+                    response="utter_photo_attached_ticket", ticket_number=number
+                )
+                return []
+        dispatcher.utter_message(response="utter_photo_attached")
+        kept = [p for p in tracker.get_slot("photos") or [] if isinstance(p, dict)]
+        if all(p.get("key") != stored.key for p in kept):
+            kept.append(stored.to_slot())
+        return [SlotSet("photos", kept[-photos.MAX_PHOTOS_PER_REPORT :])]
 
 
 class ActionShareLocation(Action):

@@ -157,6 +157,28 @@ class ConversationLog:
         messages = [parse_user_event(*row) for row in reversed(rows)]
         return [m for m in messages if m is not None][-limit:]
 
+    def last_message_at(self, sender_id: str) -> datetime | None:
+        """When the resident last wrote (any message, menu click or subscription);
+        None when unknown (no log, never wrote, log not readable)."""
+        engine = self.engine()
+        if engine is None:
+            return None
+        try:
+            with engine.connect() as connection:
+                stamp = connection.execute(
+                    text(
+                        "SELECT MAX(timestamp) FROM events "
+                        "WHERE sender_id = :sender AND type_name = 'user'"
+                    ),
+                    {"sender": sender_id},
+                ).scalar()
+        except SQLAlchemyError as error:
+            logger.warning("conversation log not readable: %s", error)
+            return None
+        if stamp is None:
+            return None
+        return datetime.fromtimestamp(float(stamp), tz=timezone.utc)
+
     def dispose(self) -> None:
         with self._lock:
             if self._engine is not None:

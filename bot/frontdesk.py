@@ -26,6 +26,7 @@ from bot.store.db import session_scope
 from bot.store.models import Ticket, TicketEvent, aware
 from bot.taxonomy import Category, get_taxonomy
 from bot.tickets import display, service
+from bot.tickets.photos import StoredPhoto, attach_stored
 from bot.tickets.state import IllegalTransition
 
 
@@ -170,9 +171,13 @@ def submit_report(
     description: str,
     original_text: str | None,
     located: Located | None,
-    photos: Sequence[str] = (),
+    photos: Sequence[Any] = (),
 ) -> Receipt:
-    """Open the ticket (exactly once per message) and remember the address."""
+    """Open the ticket (exactly once per message) and remember the address.
+
+    `photos`: the report's `photos` slot, stored photos (bot.tickets.photos)
+    that are attached to the ticket; plain strings (links) are kept as before.
+    """
     category = get_taxonomy().by_code(category_code)
     if category is None:
         raise ValueError(f"unknown category {category_code}")
@@ -186,11 +191,41 @@ def submit_report(
             description=description,
             original_text=original_text,
             location=located,
-            photos=list(photos),
+            photos=[p for p in photos if isinstance(p, str)],
         )
+        stored = [s for s in map(StoredPhoto.from_slot, photos) if s is not None]
+        if stored:
+            attach_stored(session, ticket, stored, source="resident", actor=f"resident:{sender_id}")
         if located is not None and is_usable(located) and located.building is not None:
             service.bind_address(session, sender_id, located, channel=channel)
         return _receipt(ticket, category, get_locator(session))
+
+
+# A picture sent soon after a report belongs to it ("忘了发照片").
+RECENT_TICKET_FOR_PHOTO = timedelta(hours=2)
+
+
+def attach_to_recent_ticket(
+    sender_id: str, stored: StoredPhoto, now: datetime | None = None
+) -> str | None:
+    """Attach the photo to the resident's ticket opened within RECENT_TICKET_FOR_PHOTO
+    and still in hand; its number, or None when there is none."""
+    since = aware(now) - RECENT_TICKET_FOR_PHOTO
+    with _transaction() as session:
+        ticket = session.execute(
+            select(Ticket)
+            .where(
+                Ticket.sender_id == sender_id,
+                Ticket.created_at >= since,
+                Ticket.status.in_(("open", "accepted", "escalated")),
+            )
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if ticket is None:
+            return None
+        attach_stored(session, ticket, [stored], source="resident", actor=f"resident:{sender_id}")
+        return ticket.number
 
 
 @dataclass(frozen=True)

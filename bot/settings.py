@@ -129,6 +129,25 @@ class Settings:
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    # Photos (bot.tickets.photos): the local folder that keeps them (shared by the
+    # action server, which downloads residents' pictures from WeChat, and the web
+    # app, which shows them) and the largest picture accepted, in bytes (WeChat's
+    # own limit for an image message is 10 MB).
+    photo_dir: Path = VAR_DIR / "photos"
+    photo_max_bytes: int = 10 * 1024 * 1024
+    # News about a resident's ticket outside WeChat's 48-hour window goes as a
+    # template message (service accounts): the template's id (unset: the news waits
+    # for the resident's next message), which of its fields get which of our values
+    # (`field=value` pairs; values: category, number, status, note, time, address),
+    # and the page it links to (WEB_BASE_URL + this path; {number} is the ticket).
+    wechat_template_ticket_update: str | None = None
+    wechat_template_fields: str = (
+        "thing1=category,character_string2=number,phrase3=status,thing4=note,time5=time"
+    )
+    wechat_template_link: str = "/me?ticket={number}"
+    # The service guide (bot.guide): one YAML file per community, read by the action
+    # server and written by the admin console (so both must see the same folder).
+    guide_dir: Path = PROJECT_ROOT / "data" / "guides"
     # "My reports" (/me): WeChat's web authorisation page the resident is sent to
     # (the code it returns is exchanged at WECHAT_API_BASE/sns/oauth2/access_token),
     # and the Official Account's menu file (`python -m bot wechat-menu`).
@@ -235,6 +254,16 @@ def load_settings() -> Settings:
         redis_host=_env("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
         redis_port=_int_env("REDIS_PORT", 6379),
         redis_db=_int_env("REDIS_DB", 0),
+        photo_dir=Path(_env("PHOTO_DIR") or VAR_DIR / "photos"),
+        photo_max_bytes=_int_env("PHOTO_MAX_BYTES", 10 * 1024 * 1024),
+        wechat_template_ticket_update=_env("WECHAT_TEMPLATE_TICKET_UPDATE"),
+        wechat_template_fields=_env(
+            "WECHAT_TEMPLATE_FIELDS",
+            "thing1=category,character_string2=number,phrase3=status,thing4=note,time5=time",
+        )
+        or "",
+        wechat_template_link=_env("WECHAT_TEMPLATE_LINK", "/me?ticket={number}") or "",
+        guide_dir=Path(_env("GUIDE_DIR") or PROJECT_ROOT / "data" / "guides"),
         wechat_oauth_authorize_url=_env(
             "WECHAT_OAUTH_AUTHORIZE_URL", "https://open.weixin.qq.com/connect/oauth2/authorize"
         )

@@ -21,6 +21,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -242,6 +243,20 @@ def token_answer(inbox: Inbox, settings: Settings, query: dict[str, str]) -> Api
     if settings.wechat_app_secret and query["secret"] != settings.wechat_app_secret:
         return ApiAnswer({"errcode": 40125, "errmsg": "invalid appsecret"})
     return ApiAnswer({"access_token": inbox.issue_token(), "expires_in": 7200})
+
+
+# What the stand-in's media API answers for any MediaId the simulator sent: the
+# demo photo, so a picture sent in the simulator reaches the ticket as it would.
+SIMULATOR_PHOTO = Path(__file__).parent / "web" / "static" / "simulator-photo.png"
+
+
+def media_answer(inbox: Inbox, access_token: str | None, media_id: str | None) -> bytes | ApiAnswer:
+    """GET /cgi-bin/media/get?access_token=…&media_id=…: the file, or WeChat's error."""
+    if not inbox.token_valid(access_token):
+        return ApiAnswer({"errcode": 40001, "errmsg": "invalid credential, access_token"})
+    if not media_id or not media_id.startswith("media_"):
+        return ApiAnswer({"errcode": 40007, "errmsg": "invalid media_id"})
+    return SIMULATOR_PHOTO.read_bytes()
 
 
 def custom_send_answer(inbox: Inbox, access_token: str | None, data: Any) -> ApiAnswer:

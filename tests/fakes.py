@@ -60,6 +60,12 @@ class FakeWeChatApi:
     issued: int = 0
     current_token: str | None = None
     sent_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # temporary media: MediaId -> (content type, bytes); other ids answer 40007
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    media_requests: list[str] = field(default_factory=list)
+    # template messages (service accounts): what arrived; errcodes to answer first
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    template_errcodes: list[int] = field(default_factory=list)
     # web authorisation: codes issued (code -> OpenID), codes exchanged once already,
     # every exchange request; the authorisation page signs in `authorize_as`.
     oauth_codes: dict[str, str] = field(default_factory=dict)
@@ -102,6 +108,31 @@ class FakeWeChatApi:
                 await self.sent_event.wait()
 
         await asyncio.wait_for(wait(), timeout)
+
+    async def media_get(self, request: web.Request) -> web.Response:
+        media_id = request.query.get("media_id", "")
+        self.media_requests.append(media_id)
+        if request.query.get("access_token") != self.current_token:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        if media_id not in self.media:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        content_type, data = self.media[media_id]
+        return web.Response(
+            body=data,
+            content_type=content_type,
+            headers={"Content-disposition": f'attachment; filename="{media_id}.jpg"'},
+        )
+
+    async def template_send(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") != self.current_token:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        if self.template_errcodes:
+            return web.json_response(
+                {"errcode": self.template_errcodes.pop(0), "errmsg": "fake error"}
+            )
+        self.templates.append(await request.json())
+        self.sent_event.set()
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
 
     def issue_oauth_code(self, openid: str) -> str:
         """A code as WeChat's authorisation page would hand out for `openid`."""
@@ -153,10 +184,20 @@ class FakeWeChatApi:
         return [
             ("GET", "/cgi-bin/token", self.token),
             ("POST", "/cgi-bin/message/custom/send", self.send),
+            ("GET", "/cgi-bin/media/get", self.media_get),
+            ("POST", "/cgi-bin/message/template/send", self.template_send),
             ("GET", "/connect/oauth2/authorize", self.authorize),
             ("GET", "/sns/oauth2/access_token", self.oauth_access_token),
             ("POST", "/cgi-bin/menu/create", self.menu_create),
         ]
+
+
+# The smallest pictures of each kind we accept (valid headers; enough for the checks).
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da63f8cfc0f01f0005000201ae7d0a8f0000000049454e44ae426082"
+)
+JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
 
 
 @dataclass

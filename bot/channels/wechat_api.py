@@ -188,10 +188,30 @@ class WeChatApiClient:
 
     async def send_text(self, openid: str, content: str) -> SendResult:
         """Send one text through the customer-service API; never raises for WeChat errors."""
+        return await self._post_message(
+            "/cgi-bin/message/custom/send",
+            {"touser": openid, "msgtype": "text", "text": {"content": content}},
+        )
+
+    async def send_template(
+        self, openid: str, template_id: str, url: str | None, data: dict[str, str]
+    ) -> SendResult:
+        """Send a template message (service accounts; no 48-hour window): `data` maps
+        the template's field names to values. Never raises for WeChat errors."""
+        body: dict[str, Any] = {
+            "touser": openid,
+            "template_id": template_id,
+            "data": {name: {"value": value} for name, value in data.items()},
+        }
+        if url:
+            body["url"] = url
+        return await self._post_message("/cgi-bin/message/template/send", body)
+
+    async def _post_message(self, path: str, message: dict[str, Any]) -> SendResult:
         if not self.configured:
             return SendResult(SendStatus.NOT_CONFIGURED, errmsg="appid/app secret not set")
         body = json.dumps(
-            {"touser": openid, "msgtype": "text", "text": {"content": content}},
+            message,
             ensure_ascii=False,  # WeChat shows \uXXXX escapes literally otherwise
         ).encode("utf-8")
         stale: str | None = None
@@ -200,13 +220,13 @@ class WeChatApiClient:
                 token = await self.get_access_token(stale_token=stale)
                 data = await self._json(
                     "POST",
-                    f"{self.api_base}/cgi-bin/message/custom/send",
+                    f"{self.api_base}{path}",
                     params={"access_token": token},
                     data=body,
                     headers={"Content-Type": "application/json; charset=utf-8"},
                 )
             except WeChatApiError as exc:
-                logger.warning("wechat customer-service send failed: %s", exc)
+                logger.warning("wechat send (%s) failed: %s", path, exc)
                 return SendResult(SendStatus.FAILED, errcode=exc.errcode, errmsg=str(exc))
             errcode = _int_or_none(data.get("errcode")) or 0
             errmsg = str(data.get("errmsg") or "")
@@ -219,6 +239,82 @@ class WeChatApiClient:
                 continue
             return SendResult(_status_for(errcode), errcode=errcode, errmsg=errmsg)
         return SendResult(SendStatus.FAILED, errmsg="token rejected twice")
+
+    # -- temporary media (a resident's image message) ---------------------------------
+
+    async def download_media(self, media_id: str, max_bytes: int) -> Media:
+        """The file behind a MediaId (GET /cgi-bin/media/get), at most `max_bytes`.
+
+        Raises MediaError: `not_configured`, `too_large` (refused as soon as the size
+        is known, never read whole) or `failed` (WeChat's error, the network).
+        """
+        if not self.configured:
+            raise MediaError("not_configured", "appid/app secret not set")
+        stale: str | None = None
+        for attempt in range(2):
+            try:
+                token = await self.get_access_token(stale_token=stale)
+                media = await self._read_media(token, media_id, max_bytes)
+            except WeChatApiError as exc:
+                if exc.errcode in TOKEN_ERRORS and attempt == 0 and stale is None:
+                    stale = self._token
+                    continue
+                raise MediaError("failed", str(exc), exc.errcode) from exc
+            return media
+        raise MediaError("failed", "token rejected twice")
+
+    async def _read_media(self, token: str, media_id: str, max_bytes: int) -> Media:
+        url = f"{self.api_base}/cgi-bin/media/get"
+        try:
+            async with self._get_session().get(
+                url, params={"access_token": token, "media_id": media_id}
+            ) as response:
+                if response.status != 200:
+                    raise WeChatApiError(f"HTTP {response.status} from GET {url}")
+                content_type = (response.content_type or "").lower()
+                if content_type in ("application/json", "text/plain"):
+                    # WeChat answers errors as JSON (40007: invalid media_id)
+                    data = _json_or_empty(await response.content.read(64 * 1024))
+                    errcode = _int_or_none(data.get("errcode"))
+                    raise WeChatApiError(
+                        f"media {media_id}: {errcode} {data.get('errmsg')}", errcode=errcode
+                    )
+                declared = response.content_length
+                if declared is not None and declared > max_bytes:
+                    raise MediaError("too_large", f"{declared} bytes declared")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaError("too_large", f"more than {max_bytes} bytes")
+                    chunks.append(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise WeChatApiError(f"GET {url} failed: {type(exc).__name__}") from exc
+        return Media(b"".join(chunks), content_type)
+
+
+@dataclass(frozen=True)
+class Media:
+    data: bytes
+    content_type: str  # as WeChat declared it; the bytes themselves are checked later
+
+
+class MediaError(Exception):
+    """A media file could not be had: `reason` is not_configured, too_large or failed."""
+
+    def __init__(self, reason: str, message: str, errcode: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.errcode = errcode
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _status_for(errcode: int) -> SendStatus:

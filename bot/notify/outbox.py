@@ -8,7 +8,11 @@ failed push never loses a ticket.
 
 Rows:
     wecom   target = the group robot's key; payload = the robot's JSON body (markdown)
-    wechat  target = the resident's OpenID; payload = {"text": ...}
+    wechat  target = the resident's OpenID; payload = {"text": ..., "values": {...}}
+            (values: what a template message shows, bot.notify.template)
+
+`delivered_via` records how a resident's news went out: customer_service,
+template or next_message.
 
 Residents who did not write through WeChat cannot be pushed to: their notices are
 stored `deferred` at once and given with their next message (`pop_deferred_notices`).
@@ -24,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.notify import template
 from bot.settings import Settings, get_settings
 from bot.store.models import Notification, Ticket, Worker, aware
 from bot.tickets import display
@@ -53,6 +58,11 @@ KIND_RESOLVED = "resolved"
 KIND_REOPENED = "reopened"
 KIND_ESCALATED = "escalated"
 RESIDENT_KINDS = (KIND_ACCEPTED, KIND_RESOLVED)
+
+# How a resident's news went out (Notification.delivered_via).
+VIA_CUSTOMER_SERVICE = "customer_service"  # within WeChat's 48-hour window
+VIA_TEMPLATE = "template"  # outside it, a template message
+VIA_NEXT_MESSAGE = "next_message"  # no template configured: with their next reply
 
 # The worker pages' URL of one ticket (the web app's worker views).
 TICKET_PATH = "/tickets/{number}"
@@ -310,7 +320,11 @@ def enqueue_resident_update(
         channel="wechat",
         target=ticket.sender_id,
         kind=kind,
-        payload={"text": resident_text(ticket, kind, note)},
+        payload={
+            "text": resident_text(ticket, kind, note),
+            # for a template message, should the 48-hour window be closed
+            "values": template.values_for(ticket, note, now),
+        },
         now=now,
         status="pending" if pushable else "deferred",
         last_error=None if pushable else f"channel {ticket.channel!r}: no push",
@@ -383,7 +397,7 @@ def pop_deferred_notices(
         claimed = session.execute(
             update(Notification)
             .where(Notification.id == row.id, Notification.status == "deferred")
-            .values(status="sent", sent_at=now, updated_at=now)
+            .values(status="sent", sent_at=now, updated_at=now, delivered_via=VIA_NEXT_MESSAGE)
             .execution_options(synchronize_session=False)
         ).rowcount
         text = (row.payload or {}).get("text")

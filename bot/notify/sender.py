@@ -8,7 +8,12 @@ robot or WeChat customer-service API) and records the outcome on the row:
               (10 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h), last_error kept
     failed    still failing after MAX_ATTEMPTS; last_error kept
     deferred  WeChat does not allow pushing to the resident now (outside the 48-h
-              window, quota used, or no credentials): given with their next message
+              window with no template message configured, quota used, or no
+              credentials): given with their next message
+
+A resident's news goes as a customer-service message within WeChat's 48-hour window
+and as a template message outside it (bot.notify.template); `delivered_via` records
+which.
 
 Several web processes may run a sender each. A row is claimed with a conditional
 UPDATE (still pending, attempts unchanged) before it is sent, and the claim moves
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +38,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
 from bot.channels.wechat_api import SendStatus, WeChatApiClient
+from bot.notify import template
+from bot.notify.outbox import VIA_CUSTOMER_SERVICE, VIA_TEMPLATE
 from bot.notify.wecom import RateLimiter, WeComRobot
 from bot.settings import Settings
 from bot.store.db import session_scope
@@ -60,6 +67,12 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 DEFERRED_STATUSES = frozenset(
     {SendStatus.OUTSIDE_WINDOW, SendStatus.QUOTA_EXCEEDED, SendStatus.NOT_CONFIGURED}
 )
+# WeChat delivers customer-service messages within 48 hours of the resident's last
+# message (or menu click, or subscription).
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
+# Template sends WeChat refuses for good: 43004 the resident does not follow the
+# account, 40037 invalid template id, 47003 bad template data.
+TEMPLATE_REFUSED = frozenset({43004, 40037, 47003})
 
 # One limiter per process: the robot's limit holds whoever calls deliver_due.
 _default_limiter = RateLimiter()
@@ -99,6 +112,7 @@ class _Row:
 class _Outcome:
     status: str  # sent | retry | deferred | rate_limited
     error: str | None = None
+    via: str | None = None  # how a resident's news went out (Notification.delivered_via)
 
 
 # -- database steps (each one short transaction, run in a thread) -----------------------
@@ -159,7 +173,7 @@ def _finish(
     attempts = row.attempts + 1
     values: dict[str, Any] = {"updated_at": now}
     if outcome.status == "sent":
-        values.update(status="sent", sent_at=now, next_attempt_at=None)
+        values.update(status="sent", sent_at=now, next_attempt_at=None, delivered_via=outcome.via)
         bucket = "sent"
     elif outcome.status == "deferred":
         values.update(status="deferred", next_attempt_at=None, last_error=outcome.error)
@@ -191,6 +205,10 @@ def _finish(
 # -- sending -----------------------------------------------------------------------------
 
 
+# When a resident last wrote (None: unknown); the conversation log knows.
+LastMessageAt = Callable[[str], "datetime | None"]
+
+
 @dataclass
 class _Context:
     engine: Engine
@@ -199,6 +217,8 @@ class _Context:
     wechat: WeChatApiClient
     now: datetime
     rng: random.Random | None
+    settings: Settings | None = None
+    last_message_at: LastMessageAt | None = None
 
 
 async def _send(ctx: _Context, row: _Row) -> _Outcome:
@@ -211,17 +231,66 @@ async def _send(ctx: _Context, row: _Row) -> _Outcome:
             return _Outcome("rate_limited", result.error)
         return _Outcome("retry", result.error)
     if row.channel == "wechat":
-        text = row.payload.get("text")
-        if not isinstance(text, str) or not text:
-            return _Outcome("retry", "payload has no text")
+        return await _send_to_resident(ctx, row)
+    return _Outcome("retry", f"unknown channel {row.channel!r}")
+
+
+async def _send_to_resident(ctx: _Context, row: _Row) -> _Outcome:
+    """A customer-service message within WeChat's 48-hour window; outside it (known
+    from the conversation log, or WeChat's 45015/45047) a template message when one
+    is configured, else the news waits for the resident's next message."""
+    text = row.payload.get("text")
+    if not isinstance(text, str) or not text:
+        return _Outcome("retry", "payload has no text")
+    if not await _window_closed(ctx, row.target):
         sent = await ctx.wechat.send_text(row.target, text)
         error = f"{sent.status.value}: errcode {sent.errcode} {sent.errmsg}".strip()
         if sent.ok:
-            return _Outcome("sent")
-        if sent.status in DEFERRED_STATUSES:
+            return _Outcome("sent", via=VIA_CUSTOMER_SERVICE)
+        if sent.status is SendStatus.NOT_CONFIGURED:
             return _Outcome("deferred", error)
-        return _Outcome("retry", error)
-    return _Outcome("retry", f"unknown channel {row.channel!r}")
+        if sent.status not in DEFERRED_STATUSES:
+            return _Outcome("retry", error)
+    else:
+        error = "outside the 48-hour window (conversation log)"
+    return await _send_template(ctx, row, error)
+
+
+async def _window_closed(ctx: _Context, openid: str) -> bool:
+    if ctx.last_message_at is None:
+        return False
+    try:
+        last = await asyncio.to_thread(ctx.last_message_at, openid)
+    except Exception:  # noqa: BLE001 - unknown: let WeChat tell
+        logger.exception("last message of %s unknown", openid)
+        return False
+    return last is not None and ctx.now - last > CUSTOMER_SERVICE_WINDOW
+
+
+async def _send_template(ctx: _Context, row: _Row, why: str) -> _Outcome:
+    settings = ctx.settings
+    values = row.payload.get("values")
+    if settings is None or not template.is_configured(settings) or not isinstance(values, dict):
+        return _Outcome("deferred", f"{why}; no template message configured")
+    try:
+        data = template.template_data(values, settings.wechat_template_fields)
+    except template.TemplateConfigError as error:
+        logger.error("%s", error)
+        return _Outcome("deferred", f"{why}; {error}")
+    number = str(values.get("number") or "")
+    sent = await ctx.wechat.send_template(
+        row.target,
+        (settings.wechat_template_ticket_update or "").strip(),
+        template.template_link(settings, number) if number else None,
+        data,
+    )
+    error = f"template {sent.status.value}: errcode {sent.errcode} {sent.errmsg}".strip()
+    if sent.ok:
+        return _Outcome("sent", via=VIA_TEMPLATE)
+    if sent.errcode in TEMPLATE_REFUSED or sent.status in DEFERRED_STATUSES:
+        # the resident unfollowed, or the template is wrong: retrying will not help
+        return _Outcome("deferred", f"{why}; {error}")
+    return _Outcome("retry", f"{why}; {error}")
 
 
 async def _deliver_one(ctx: _Context, row: _Row, report: DeliveryReport) -> None:
@@ -277,12 +346,15 @@ async def deliver_due(
     rng: random.Random | None = None,
     timeout_seconds: float = 10.0,
     batch: int = BATCH,
+    last_message_at: LastMessageAt | None = None,
 ) -> DeliveryReport:
     """Send the notifications due at `now` once each; record every outcome.
 
     `wechat` is the customer-service client to use (it caches the access token, so
     long-running callers pass one in); without it a client is made for this call.
     Different targets are served concurrently, each target's messages in order.
+    `last_message_at` tells when a resident last wrote (the conversation log), so
+    news outside WeChat's 48-hour window goes straight to a template message.
     """
     now = aware(now)
     rows = await asyncio.to_thread(_due_rows, engine, now, batch)
@@ -304,6 +376,8 @@ async def deliver_due(
         wechat=wechat,
         now=now,
         rng=rng,
+        settings=settings,
+        last_message_at=last_message_at,
     )
     groups: dict[tuple[str, str], list[_Row]] = {}
     for row in rows:
@@ -324,9 +398,11 @@ async def deliver_due(
 async def run_sender(app: web.Application, stop: asyncio.Event | None = None) -> None:
     """Deliver due notifications every `notify_interval_seconds` until `stop` is set
     (the round in progress is finished first) or the task is cancelled."""
-    from bot.web.keys import ENGINE, HTTP, SETTINGS
+    from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS
 
     settings: Settings = app[SETTINGS]
+    log = app.get(CONVERSATION_LOG)
+    last_message_at = log.last_message_at if log is not None else None
     interval = settings.notify_interval_seconds
     stop = stop or asyncio.Event()
     wechat = WeChatApiClient(
@@ -336,7 +412,12 @@ async def run_sender(app: web.Application, stop: asyncio.Event | None = None) ->
         while not stop.is_set():
             try:
                 report = await deliver_due(
-                    app[ENGINE], app[HTTP], settings, utcnow(), wechat=wechat
+                    app[ENGINE],
+                    app[HTTP],
+                    settings,
+                    utcnow(),
+                    wechat=wechat,
+                    last_message_at=last_message_at,
                 )
                 if report.sent or report.failed:
                     logger.info(

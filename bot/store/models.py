@@ -312,6 +312,36 @@ class TicketEvent(Base):
         return f"<TicketEvent {self.type} by {self.actor}>"
 
 
+PHOTO_SOURCES = ("resident", "worker")
+
+
+class TicketPhoto(Base):
+    """A photo attached to a ticket: a resident's (WeChat image message) or a
+    worker's (e.g. the repair done). The file lives in the photo store
+    (bot.tickets.photos); the row says which file, what it is and who sent it.
+    Rows are never changed: a photo attached is part of the record."""
+
+    __tablename__ = "ticket_photos"
+    __table_args__ = (
+        CheckConstraint(_in_list("source", PHOTO_SOURCES), name="source"),
+        # the same picture sent twice (a WeChat retry) is attached once
+        UniqueConstraint("ticket_id", "sha256", name="uq_ticket_photos_ticket_sha256"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(ForeignKey("tickets.id"), nullable=False, index=True)
+    storage_key = Column(String(200), nullable=False)  # the file's name in the store
+    content_type = Column(String(64), nullable=False)
+    size_bytes = Column(Integer, nullable=False)
+    sha256 = Column(String(64), nullable=False)
+    source = Column(String(16), nullable=False)
+    actor = Column(String(128), nullable=False)  # resident:<openid> or worker:<id>
+    media_id = Column(String(200), nullable=True)  # WeChat's MediaId, when it came from there
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    ticket = relationship("Ticket")
+
+
 class UnauditedChange(RuntimeError):
     """A ticket's status changed outside the state machine, or history was edited."""
 
@@ -379,6 +409,10 @@ class Notification(TimestampMixin, Base):
     next_attempt_at = Column(UTCDateTime(), nullable=True)
     last_error = Column(Text, nullable=True)
     sent_at = Column(UTCDateTime(), nullable=True)
+    # How a resident's news went out: customer_service (within WeChat's 48 hours),
+    # template (a template message, outside them) or next_message (with the reply to
+    # their next message); None for workers' messages and news not out yet.
+    delivered_via = Column(String(24), nullable=True)
 
     ticket = relationship("Ticket")
 

@@ -20,6 +20,7 @@ from bot.store.models import Community, Grid, Ticket, utcnow
 from bot.taxonomy import get_taxonomy
 from bot.tickets import display, service
 from bot.tickets.access import can_see, visible_clause
+from bot.tickets.photos import PhotoView, photos_of
 from bot.tickets.state import (
     IN_PROGRESS,
     Action,
@@ -196,7 +197,7 @@ class TicketPage:
     created_at: datetime
     due_at: datetime | None
     sla: Sla
-    photos: list[str]
+    photos: list[str]  # links kept on the ticket (e.g. an Open311 media_url)
     sender_id: str
     channel: str | None
     events: list[EventRow]
@@ -208,6 +209,8 @@ class TicketPage:
     category_choices: list[tuple[str, str]] = field(default_factory=list)
     # the resident's messages before the ticket opened (Rasa's conversation log)
     conversation: list[LoggedMessage] = field(default_factory=list)
+    # photos attached (bot.tickets.photos): the resident's and the workers'
+    attached_photos: list[PhotoView] = field(default_factory=list)
 
 
 def load_ticket_page(
@@ -281,6 +284,7 @@ def load_ticket_page(
         )
         if log is not None
         else [],
+        attached_photos=photos_of(session, ticket),
     )
 
 

@@ -117,6 +117,15 @@ def csrf_token(request: web.Request) -> str:
     return _csrf_for(request.app[SETTINGS].web_secret_key, value)
 
 
+def csrf_matches(request: web.Request, sent: str | None) -> bool:
+    """True when `sent` is the token matching the request's CSRF cookie."""
+    cookie_value = request.cookies.get(CSRF_COOKIE)
+    if not cookie_value or not sent:
+        return False
+    expected = _csrf_for(request.app[SETTINGS].web_secret_key, cookie_value)
+    return hmac.compare_digest(expected.encode("ascii"), sent.encode("utf-8", "replace"))
+
+
 async def check_csrf(request: web.Request) -> bool:
     """True when the request carries the token that matches its CSRF cookie."""
     cookie_value = request.cookies.get(CSRF_COOKIE)

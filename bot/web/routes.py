@@ -42,6 +42,9 @@ def setup_routes(app: web.Application) -> None:
             "/simulator/wechat-api/cgi-bin/message/custom/send",
             simulator_views.wechat_custom_send,
         )
+        app.router.add_get(
+            "/simulator/wechat-api/cgi-bin/media/get", simulator_views.wechat_media_get
+        )
 
     # worker pages: login, inbox, ticket page and its actions (bot/web/views/worker.py;
     # sessions and CSRF in bot/web/auth.py, set up by create_app)
@@ -51,6 +54,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/logout", auth_views.logout, name="logout")
     app.router.add_get("/", worker_views.inbox_page, name="inbox")
     app.router.add_get("/tickets/{number}", worker_views.ticket_page, name="ticket")
+    # photos of a ticket: one file, a worker's upload (before the actions' catch-all)
+    app.router.add_get(
+        r"/tickets/{number}/photos/{photo_id:\d+}", worker_views.ticket_photo, name="ticket_photo"
+    )
+    app.router.add_post(
+        "/tickets/{number}/photos", worker_views.ticket_photo_upload, name="ticket_photo_upload"
+    )
     app.router.add_post(
         "/tickets/{number}/{action}", worker_views.ticket_action, name="ticket_action"
     )

@@ -218,15 +218,113 @@ def test_database_down_asks_to_try_again_and_keeps_the_report(demo_database, mon
     }
 
 
-def test_a_photo_is_attached_to_the_report_in_progress(demo_database):
-    tracker = make_tracker(
+@pytest.fixture
+async def wechat_photos(demo_database, fake_wechat_api, tmp_path, monkeypatch):
+    """The action server's WeChat API is the fake; photos go to a temporary folder."""
+    from bot.settings import get_settings
+    from bot.tickets import photos
+    from tests.fakes import APP_SECRET, APPID
+
+    monkeypatch.setenv("WECHAT_APPID", APPID)
+    monkeypatch.setenv("WECHAT_APP_SECRET", APP_SECRET)
+    monkeypatch.setenv("WECHAT_API_BASE", fake_wechat_api.url)
+    monkeypatch.setenv("PHOTO_DIR", str(tmp_path / "photos"))
+    monkeypatch.setenv("PHOTO_MAX_BYTES", "2000")
+    get_settings.cache_clear()
+    await photos.reset_wechat_client()
+    yield fake_wechat_api
+    await photos.reset_wechat_client()
+
+
+def photo_tracker(media_id, slots=None):
+    return make_tracker(
         "/share_photo",
         intent="share_photo",
-        slots={"photos": ["http://a"]},
-        metadata={"wechat": {"pic_url": "http://b"}},
+        slots=slots or {},
+        metadata={"wechat": {"pic_url": "http://cdn/x", "media_id": media_id}},
     )
-    _, events = run(ActionAttachPhoto(), tracker)
-    assert slot_events(events)["photos"] == ["http://a", "http://b"]
+
+
+async def run_async(action, tracker):
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker, DOMAIN)
+    return dispatcher, events
+
+
+async def test_a_photo_is_downloaded_and_attached_to_the_report_in_progress(
+    wechat_photos, demo_database
+):
+    from tests.fakes import JPEG_HEAD, PNG_1PX
+
+    wechat_photos.media.update({"M1": ("image/png", PNG_1PX), "M2": ("image/jpeg", JPEG_HEAD)})
+    _, events = await run_async(ActionAttachPhoto(), photo_tracker("M1", {"category": "HEATING"}))
+    [first] = slot_events(events)["photos"]
+    dispatcher, events = await run_async(
+        ActionAttachPhoto(), photo_tracker("M2", {"category": "HEATING", "photos": [first]})
+    )
+    assert responses(dispatcher) == ["utter_photo_attached"]
+    kept = slot_events(events)["photos"]
+    assert [p["content_type"] for p in kept] == ["image/png", "image/jpeg"]
+    assert wechat_photos.media_requests == ["M1", "M2"]
+
+    # the report is confirmed: the photos are on the ticket
+    dispatcher, _ = run(
+        ActionSubmitReport(),
+        make_tracker("是", intent="affirm", slots=confirmed_slots(photos=kept)),
+    )
+    engine = create_engine(demo_database, future=True)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT content_type, source, actor, media_id FROM ticket_photos ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("image/png", "resident", "resident:oResident1", "M1"),
+        ("image/jpeg", "resident", "resident:oResident1", "M2"),
+    ]
+
+
+async def test_a_photo_soon_after_a_report_goes_to_that_ticket(wechat_photos):
+    from tests.fakes import PNG_1PX
+
+    dispatcher, _ = run(
+        ActionSubmitReport(), make_tracker("是", intent="affirm", slots=confirmed_slots())
+    )
+    number = dispatcher.messages[0]["ticket_number"]
+    wechat_photos.media["M1"] = ("image/png", PNG_1PX)
+    dispatcher, events = await run_async(ActionAttachPhoto(), photo_tracker("M1"))
+    assert responses(dispatcher) == ["utter_photo_attached_ticket"]
+    assert dispatcher.messages[0]["ticket_number"] == number
+    assert "photos" not in slot_events(events)
+
+
+@pytest.mark.parametrize(
+    ("content", "reply"),
+    [
+        (("image/jpeg", b"\xff\xd8\xff" + b"\0" * 5000), "utter_photo_too_large"),
+        (("image/jpeg", b"%PDF-1.4 this is no picture"), "utter_photo_not_image"),
+        (("image/png", b"<svg onload=alert(1)>"), "utter_photo_not_image"),
+        (None, "utter_photo_failed"),  # expired or unknown media id (40007)
+    ],
+)
+async def test_bad_photos_are_refused_with_a_clear_reply(wechat_photos, tmp_path, content, reply):
+    if content is not None:
+        wechat_photos.media["BAD"] = content
+    dispatcher, events = await run_async(
+        ActionAttachPhoto(), photo_tracker("BAD", {"category": "HEATING"})
+    )
+    assert responses(dispatcher) == [reply]
+    assert events == []
+    assert not list((tmp_path / "photos").rglob("*.*"))  # nothing stored
+    if reply == "utter_photo_too_large":
+        assert dispatcher.messages[0]["max_size"] == "2KB"  # PHOTO_MAX_BYTES=2000 here
+
+
+async def test_an_image_message_without_media_id_is_not_attached(wechat_photos):
+    dispatcher, events = await run_async(
+        ActionAttachPhoto(), photo_tracker(None, {"category": "HEATING"})
+    )
+    assert responses(dispatcher) == ["utter_photo_failed"] and events == []
 
 
 @pytest.mark.parametrize("text", ["", "😡😡", "'; DROP TABLE tickets;--"])

@@ -157,3 +157,63 @@ async def test_non_json_answer_is_a_failure() -> None:
         await server.close()
     assert result.status is SendStatus.FAILED
     assert json.dumps(result.errmsg)  # a readable reason, no exception
+
+
+# -- temporary media (a resident's image message) ------------------------------------
+
+
+async def test_media_is_downloaded_with_the_token(fake_wechat_api: FakeWeChatApi) -> None:
+    from tests.fakes import PNG_1PX
+
+    fake_wechat_api.media["MEDIA_1"] = ("image/png", PNG_1PX)
+    api = client(fake_wechat_api)
+    try:
+        media = await api.download_media("MEDIA_1", max_bytes=10_000)
+    finally:
+        await api.close()
+    assert media.data == PNG_1PX and media.content_type == "image/png"
+    assert fake_wechat_api.media_requests == ["MEDIA_1"]
+
+
+async def test_media_errors_and_oversize_raise_media_error(fake_wechat_api: FakeWeChatApi) -> None:
+    from bot.channels.wechat_api import MediaError
+
+    fake_wechat_api.media["BIG"] = ("image/jpeg", b"\xff\xd8\xff" + b"\0" * 5000)
+    api = client(fake_wechat_api)
+    try:
+        try:
+            await api.download_media("EXPIRED", max_bytes=10_000)
+        except MediaError as error:
+            assert error.reason == "failed" and error.errcode == 40007
+        else:
+            raise AssertionError("an unknown media id must fail")
+        try:
+            await api.download_media("BIG", max_bytes=1000)
+        except MediaError as error:
+            assert error.reason == "too_large"
+        else:
+            raise AssertionError("an oversize file must be refused")
+    finally:
+        await api.close()
+    unconfigured = WeChatApiClient(None, None, fake_wechat_api.url)
+    try:
+        await unconfigured.download_media("X", 10)
+    except MediaError as error:
+        assert error.reason == "not_configured"
+    else:
+        raise AssertionError("no credentials, no download")
+
+
+async def test_media_retries_once_with_a_fresh_token(fake_wechat_api: FakeWeChatApi) -> None:
+    from tests.fakes import PNG_1PX
+
+    fake_wechat_api.media["M"] = ("image/png", PNG_1PX)
+    api = client(fake_wechat_api)
+    try:
+        await api.get_access_token()
+        fake_wechat_api.current_token = "REVOKED"  # another process refreshed it
+        fake_wechat_api.issued = 5
+        media = await api.download_media("M", max_bytes=10_000)
+    finally:
+        await api.close()
+    assert media.data == PNG_1PX and len(fake_wechat_api.token_requests) == 2

@@ -123,3 +123,12 @@ async def wechat_custom_send(request: web.Request) -> web.Response:
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+async def wechat_media_get(request: web.Request) -> web.Response:
+    answer = simulator.media_answer(
+        request.app[INBOX], request.query.get("access_token"), request.query.get("media_id")
+    )
+    if isinstance(answer, bytes):
+        return web.Response(body=answer, content_type="image/png")
+    return web.json_response(answer.body)

@@ -13,11 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.accounts import CurrentWorker
-from bot.tickets import display, queries, service
+from bot.tickets import display, photos, queries, service
 from bot.tickets.state import IllegalTransition
 from bot.web import auth
 from bot.web.db import run_db
@@ -32,6 +32,7 @@ DONE_MESSAGES = {
     "transfer": "工单已转派。",
     "escalate": "工单已升级。",
     "recategorise": "工单类别已修改。",
+    "photo": "照片已上传。",
 }
 
 NUMBER_RE = re.compile(r"^\d{8}-\d{4,}$")
@@ -188,3 +189,109 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
     else:
         target = request.app.router["inbox"].url_for().with_query(done=action, number=number)
     raise web.HTTPSeeOther(target)
+
+
+# -- photos ------------------------------------------------------------------------
+
+
+def _store(request: web.Request) -> photos.PhotoStore:
+    return photos.PhotoStore(request.app[SETTINGS].photo_dir)
+
+
+@auth.login_required
+async def ticket_photo(request: web.Request) -> web.StreamResponse:
+    """One photo of a ticket, for a worker who may see the ticket."""
+    worker: CurrentWorker = request["worker"]
+    number = _number(request)
+    photo_id = request.match_info["photo_id"]
+    if number is None or not photo_id.isdigit():
+        return _not_found(request)
+    found = await run_db(
+        request.app,
+        lambda s: photos.photo_file(s, worker, number, int(photo_id), _store(request)),
+        readonly=True,
+    )
+    if found is None:
+        return _not_found(request)
+    return web.FileResponse(
+        found.path,
+        headers={
+            "Content-Type": found.content_type,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+# Form fields besides the file (the CSRF token); a little room for multipart headers.
+_UPLOAD_OVERHEAD = 16 * 1024
+
+
+async def ticket_photo_upload(request: web.Request) -> web.StreamResponse:
+    """A worker's photo for the ticket (multipart: csrf_token first, then `photo`).
+
+    Not behind `login_required`'s CSRF check, which reads the whole form within the
+    app's 1 MB body limit: the body is streamed here, the token checked before the
+    file is read, and the file cut off past PHOTO_MAX_BYTES.
+    """
+    worker = await auth.get_current_worker(request)
+    if worker is None:
+        raise web.HTTPFound(request.app.router["login"].url_for())
+    number = _number(request)
+    if number is None:
+        return _not_found(request)
+    limit = request.app[SETTINGS].photo_max_bytes
+    too_large = f"照片太大了（最大{photos.max_size_label(limit)}），没有上传。"
+    if (request.content_length or 0) > limit + _UPLOAD_OVERHEAD:
+        return await _render_ticket(request, worker, number, error=too_large, status=413)
+    if request.content_type != "multipart/form-data":
+        return auth.render_error(request, 403, auth.CSRF_MESSAGE)
+    reader = await request.multipart()
+    token = ""
+    data: bytes | None = None
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == auth.CSRF_FIELD:
+            token = (await part.read(decode=True))[:200].decode("utf-8", "replace")
+        elif part.name == "photo":
+            if not auth.csrf_matches(request, token):
+                return auth.render_error(request, 403, auth.CSRF_MESSAGE)
+            data = await _read_part(part, limit)
+            if data is None:
+                return await _render_ticket(request, worker, number, error=too_large, status=413)
+    if not auth.csrf_matches(request, token):
+        return auth.render_error(request, 403, auth.CSRF_MESSAGE)
+    if not data:
+        return await _render_ticket(request, worker, number, error="请选择一张照片。", status=400)
+    try:
+        added = await run_db(
+            request.app,
+            lambda s: photos.add_worker_photo(
+                s, worker, worker.actor, number, data, _store(request), limit
+            ),
+        )
+    except photos.PhotoRejected as rejected:
+        message = (
+            too_large
+            if rejected.reason == "too_large"
+            else "这个文件不是照片（只收jpg、png、gif、webp格式），没有上传。"
+        )
+        return await _render_ticket(request, worker, number, error=message, status=400)
+    if added is None:
+        return _not_found(request)
+    target = request.app.router["ticket"].url_for(number=number).with_query(done="photo")
+    raise web.HTTPSeeOther(target)
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes | None:
+    """The part's bytes, None as soon as they exceed `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -184,6 +184,16 @@ async def test_stand_in_checks_tokens_and_bodies(harness: Harness) -> None:
     )
     assert await ok.json() == {"errcode": 0, "errmsg": "ok"}
 
+    # the media API hands out the demo photo for the simulator's MediaIds
+    media = f"{base}/media/get"
+    photo = await c.get(media, params={"access_token": token, "media_id": "media_0123abcd"})
+    assert photo.content_type == "image/png"
+    assert (await photo.read()).startswith(b"\x89PNG")
+    unknown = await c.get(media, params={"access_token": token, "media_id": "other"})
+    assert (await unknown.json())["errcode"] == 40007
+    forged = await c.get(media, params={"access_token": "nope", "media_id": "media_1"})
+    assert (await forged.json())["errcode"] == 40001
+
 
 async def test_stand_in_holds_callers_to_a_configured_secret(demo_engine) -> None:
     from tests.web.simulator.conftest import start_harness
