@@ -1,4 +1,9 @@
-"""API keys of other city systems (Open311 POST).
+"""API keys of other city systems: Open311 POST ("write") and full records ("read").
+
+A key has scopes: "write" lets a system post requests; "read" lets it read
+the full Open311 record (the resident's words, room, photos, private
+categories), each such read recorded (bot.access_log). Keys made before
+scopes existed are write-only.
 
 A key is shown once, when it is created: `<prefix>.<secret>`, e.g.
 `3f9a0c1e.Q2x...`. The database keeps the prefix (so admins can tell keys
@@ -26,6 +31,9 @@ from bot.store.models import ApiKey, aware
 PREFIX_BYTES = 4  # 8 hex characters
 SECRET_BYTES = 32
 MAX_KEY_LENGTH = 200  # anything longer is not one of ours; do not even hash it
+READ = "read"
+WRITE = "write"
+SCOPES = (READ, WRITE)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class NewKey:
     name: str
     prefix: str
     token: str
+    scopes: tuple[str, ...] = (WRITE,)
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,17 @@ class KeyInfo:
     created_by: str | None
     created_at: datetime
     last_used_at: datetime | None
+    scopes: tuple[str, ...] = (WRITE,)
+
+
+def parse_scopes(raw: str | None) -> tuple[str, ...]:
+    """The scopes a column value grants (unknown words grant nothing)."""
+    words = {w.strip() for w in (raw or "").split(",")}
+    return tuple(s for s in SCOPES if s in words)
+
+
+def has_scope(key: ApiKey, scope: str) -> bool:
+    return scope in parse_scopes(key.scopes)
 
 
 def hash_key(token: str) -> str:
@@ -62,9 +82,17 @@ def _split(token: str) -> tuple[str, str] | None:
 
 
 def create_key(
-    session: Session, name: str, created_by: str | None = None, now: datetime | None = None
+    session: Session,
+    name: str,
+    created_by: str | None = None,
+    now: datetime | None = None,
+    scopes: tuple[str, ...] | list[str] = (WRITE,),
 ) -> NewKey:
-    """Create a key named `name` (e.g. the system that will use it)."""
+    """Create a key named `name` (e.g. the system that will use it) with `scopes`."""
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(SCOPES)}, not {list(scopes)!r}")
+    granted = tuple(s for s in SCOPES if s in scopes)
     name = (name or "").strip()
     if not name:
         raise ValueError("a key needs a name (the system that will use it)")
@@ -83,19 +111,27 @@ def create_key(
         key_hash=hash_key(token),
         created_by=created_by,
         active=True,
+        scopes=",".join(granted),
         created_at=now,
         updated_at=now,
     )
     session.add(key)
     session.flush()
-    return NewKey(id=key.id, name=key.name, prefix=prefix, token=token)
+    return NewKey(id=key.id, name=key.name, prefix=prefix, token=token, scopes=granted)
 
 
-def verify_key(session: Session, token: str | None, now: datetime | None = None) -> ApiKey | None:
-    """The active key `token` is, or None; records when it was last used.
+def verify_key(
+    session: Session,
+    token: str | None,
+    now: datetime | None = None,
+    scope: str = WRITE,
+) -> ApiKey | None:
+    """The active key `token` is, if it has `scope`, or None; records when it
+    was last used.
 
-    The hash comparison is constant-time. Unknown prefix, wrong secret and
-    revoked key all give None (callers answer the same 403 for each).
+    The hash comparison is constant-time. Unknown prefix, wrong secret,
+    revoked key and a key without the scope all give None (callers answer
+    the same for each).
     """
     if not token or len(token) > MAX_KEY_LENGTH:
         return None
@@ -111,9 +147,8 @@ def verify_key(session: Session, token: str | None, now: datetime | None = None)
         # Compare with every candidate (normally one) so timing tells nothing.
         if hmac.compare_digest(key.key_hash, digest):
             found = key
-    if found is None:
+    if found is None or not has_scope(found, scope):
         return None
-    # Only POSTs use keys, and they write a ticket anyway: no extra cost.
     found.last_used_at = aware(now)
     session.flush()
     return found
@@ -150,4 +185,5 @@ def _info(key: ApiKey) -> KeyInfo:
         created_by=key.created_by,
         created_at=key.created_at,
         last_used_at=key.last_used_at,
+        scopes=parse_scopes(key.scopes),
     )

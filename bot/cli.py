@@ -37,7 +37,7 @@ T = TypeVar("T")
 _COMMANDS: dict[str, tuple[str, Setup]] = {}
 
 # Modules that register further commands with @command (imported lazily).
-COMMAND_MODULES: tuple[str, ...] = ("bot.channels.wechat_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("bot.channels.wechat_cli", "bot.privacy.cli")
 
 
 def command(name: str, help: str) -> Callable[[Setup], Setup]:
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.privacy.masking import install_log_masking
+
+    install_log_masking()  # the web app and the periodic tasks log residents' words
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
 
@@ -223,6 +226,7 @@ def _escalate_run(args: argparse.Namespace) -> int:
 
     tz = ZoneInfo(get_settings().timezone)
     engine = _engine(args)
+    next_purge = time.monotonic()  # the retention purge rides along, when due
     try:
         while True:
             try:
@@ -240,6 +244,8 @@ def _escalate_run(args: argparse.Namespace) -> int:
             for e in done:
                 due = staff_time(e.due_at, tz)
                 print(f"{e.number}: {e.from_level} -> {e.to_level} ({e.reason}; 新时限 {due})")
+            if args.every:
+                next_purge = _purge_when_due(next_purge)
             sys.stdout.flush()
             if not args.every:
                 return 0
@@ -248,6 +254,20 @@ def _escalate_run(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+def _purge_when_due(due: float) -> float:
+    """Run the retention purge (bot.privacy.retention) if `due`; the next due time."""
+    interval = get_settings().retention_purge_interval_seconds
+    if interval <= 0 or time.monotonic() < due:
+        return due
+    from bot.privacy.cli import run_periodic_purge
+
+    try:
+        print(run_periodic_purge())
+    except OperationalError as exc:  # as for escalation: try again next time
+        print(f"retention purge skipped: {exc.orig or exc}", file=sys.stderr)
+    return time.monotonic() + interval
 
 
 # -- db ----------------------------------------------------------------------
@@ -308,6 +328,13 @@ def _apikeys(p: argparse.ArgumentParser) -> None:
     create = sub.add_parser("create", help="create a key (printed once; only its hash is kept)")
     create.add_argument("name", help="the system that will use it, e.g. 12345热线")
     create.add_argument("--by", help="who creates it (recorded)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=("read", "write"),
+        help="write: post requests (default); read: full Open311 records, each read "
+        "recorded (repeat for both)",
+    )
     create.set_defaults(handler=_apikeys_create)
     listing = sub.add_parser("list", help="list keys (prefix, name, state, last use)")
     listing.set_defaults(handler=_apikeys_list)
@@ -320,10 +347,16 @@ def _apikeys_create(args: argparse.Namespace) -> int:
     from bot.apikeys import create_key
 
     try:
-        key = _in_transaction(args, lambda s: create_key(s, args.name, created_by=args.by or "cli"))
+        key = _in_transaction(
+            args,
+            lambda s: create_key(
+                s, args.name, created_by=args.by or "cli", scopes=args.scope or ("write",)
+            ),
+        )
     except ValueError as exc:
         return _refused(exc)
-    print(f"created API key {key.prefix} ({key.name}); it is shown only this once:")
+    scopes = "+".join(key.scopes)
+    print(f"created API key {key.prefix} ({key.name}, {scopes}); it is shown only this once:")
     print(key.token)
     return 0
 
@@ -339,7 +372,8 @@ def _apikeys_list(args: argparse.Namespace) -> int:
         used = k.last_used_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-"
         created = k.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         state = "active" if k.active else "revoked"
-        print(f"{k.prefix}  {state:7}  created {created}  last used {used}  {k.name}")
+        scopes = "+".join(k.scopes)
+        print(f"{k.prefix}  {state:7}  {scopes:10}  created {created}  last used {used}  {k.name}")
     return 0
 
 

@@ -84,6 +84,7 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
             "WECHAT_API_BASE": settings.wechat_api_base,
             "WECHAT_AES_KEY_PREVIOUS": settings.wechat_aes_key_previous or "",
             "WECHAT_REPLY_DEADLINE_SECONDS": str(settings.wechat_reply_deadline_seconds),
+            "WECHAT_COMPAT_MODE": "true" if settings.wechat_compat_mode else "false",
             "DATABASE_URL": settings.database_url,
             "WEB_PORT": str(settings.web_port),
             "RASA_PORT": str(settings.rasa_port),
@@ -225,6 +226,42 @@ def serving_model(settings: Settings) -> Path:
     return ensure_model()
 
 
+def mode_banner(settings: Settings) -> str:
+    """Which mode `make run` runs in, and what that means (printed at start)."""
+    if settings.real_wechat_secret:
+        lines = [
+            "Mode: PRODUCTION (a WeChat app secret is configured): messages reach residents' "
+            "WeChat."
+        ]
+    else:
+        lines = [
+            "Mode: development (no real WECHAT_APP_SECRET): residents' WeChat receives nothing."
+        ]
+    if settings.simulator_enabled:
+        lines.append(
+            "  Development tools ON: the resident simulator (/simulator, logged-in admins only)"
+            + (
+                " - switched on explicitly (SIMULATOR_ENABLED)."
+                if settings.real_wechat_secret
+                else "."
+            )
+        )
+    else:
+        lines.append("  Development tools OFF: no resident simulator.")
+    if settings.wechat_safe_mode:
+        lines.append(
+            "  WeChat safe mode (AES): "
+            + (
+                "compatible mode, plaintext messages accepted too."
+                if settings.wechat_compat_mode
+                else "plaintext messages are refused."
+            )
+        )
+    else:
+        lines.append("  WeChat plaintext mode (no WECHAT_AES_KEY).")
+    return "\n".join(lines)
+
+
 def run() -> int:
     """`make run`: prepare everything, start all processes, stop them on Ctrl-C."""
     from bot import simulator
@@ -237,6 +274,7 @@ def run() -> int:
     # configured secret leaves everything as configured.
     dev_settings = simulator.development_settings(settings)
     settings = dev_settings or settings
+    print(mode_banner(settings), flush=True)
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
     # Rasa's HTTP API can swap the model: never serve it without a token.
     if not settings.rasa_auth_token:
@@ -266,6 +304,7 @@ def run() -> int:
             f"  action server    http://127.0.0.1:{settings.actions_port}/health\n"
             f"  web app          http://127.0.0.1:{settings.web_port}/\n"
             f"{simulator_banner}"
+            f"{mode_banner(settings)}\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -12,8 +12,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     from bot import rasa_patches
+    from bot.privacy.masking import install_log_masking
 
     rasa_patches.install()
+    # Rasa logs residents' messages at debug level: no phone or ID number in logs.
+    install_log_masking()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv)]

@@ -17,6 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
 
 DEV_WECHAT_TOKEN = "neighbourhood-dev-token"
+# The app secret `make run` gives its processes when none is configured (they
+# then talk to the simulator's stand-in of WeChat's API): never a real one.
+DEV_WECHAT_APP_SECRET = "neighbourhood-dev-app-secret"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -24,6 +27,10 @@ def _env(name: str, default: str | None = None) -> str | None:
     if value is None or value == "":
         return default
     return value
+
+
+def has_real_wechat_secret(secret: str | None) -> bool:
+    return bool(secret) and secret != DEV_WECHAT_APP_SECRET
 
 
 def _int_env(name: str, default: int) -> int:
@@ -104,8 +111,18 @@ class Settings:
     # directly get Secure cookies anyway.
     web_cookie_secure: bool = False
     # The resident simulator (/simulator and its WeChat API stand-in) is a development
-    # tool: production deployments set SIMULATOR_ENABLED=false.
+    # tool, served (to logged-in admins only) when no real WeChat app secret is
+    # configured, or when SIMULATOR_ENABLED switches it on explicitly.
     simulator_enabled: bool = True
+    # Safe mode (AES key configured) refuses plaintext messages unless the
+    # account is in WeChat's compatible mode (明文/密文兼容), WECHAT_COMPAT_MODE.
+    wechat_compat_mode: bool = False
+    # Retention (bot.privacy.retention): the conversation log, residents' notices
+    # and finished tickets' photos older than this go, finished tickets are
+    # anonymised; the escalation task purges every RETENTION_PURGE_INTERVAL_SECONDS
+    # (0: never; `python -m bot privacy purge` by hand).
+    retention_days: int = 180
+    retention_purge_interval_seconds: float = 3600.0
     # Rasa's HTTP API (--enable-api) answers only requests carrying this token
     # (`?token=`); the web app needs it to hot-swap models (PUT /model). `make run`
     # exports it to every process, generating a development token when unset
@@ -162,6 +179,16 @@ class Settings:
         return bool(self.wechat_appid and self.wechat_aes_key)
 
     @property
+    def real_wechat_secret(self) -> bool:
+        """Is a real WeChat app secret configured (residents' WeChat reachable)?"""
+        return has_real_wechat_secret(self.wechat_app_secret)
+
+    @property
+    def mode(self) -> str:
+        """ "production" with a real WeChat app secret, else "development"."""
+        return "production" if self.real_wechat_secret else "development"
+
+    @property
     def public_web_url(self) -> str:
         """Base URL of the web app as workers' phones reach it (no trailing slash)."""
         return self.web_base_url.rstrip("/") or f"http://127.0.0.1:{self.web_port}"
@@ -212,6 +239,7 @@ def load_settings() -> Settings:
     """Read the settings from the environment (uncached; see `get_settings`)."""
     rasa_port = _int_env("RASA_PORT", 5005)
     database_url = resolve_sqlite_url(_env("DATABASE_URL", "sqlite:///var/neighbourhood.db") or "")
+    app_secret = _env("WECHAT_APP_SECRET")
     return Settings(
         database_url=database_url,
         tracker_database_url=resolve_sqlite_url(
@@ -224,7 +252,7 @@ def load_settings() -> Settings:
         wechat_token=_env("WECHAT_TOKEN", DEV_WECHAT_TOKEN) or DEV_WECHAT_TOKEN,
         wechat_appid=_env("WECHAT_APPID"),
         wechat_aes_key=_env("WECHAT_AES_KEY"),
-        wechat_app_secret=_env("WECHAT_APP_SECRET"),
+        wechat_app_secret=app_secret,
         wechat_api_base=(_env("WECHAT_API_BASE", "https://api.weixin.qq.com") or "").rstrip("/"),
         wecom_api_base=(_env("WECOM_API_BASE", "https://qyapi.weixin.qq.com") or "").rstrip("/"),
         admin_password=_env("ADMIN_PASSWORD"),
@@ -240,7 +268,13 @@ def load_settings() -> Settings:
         wechat_aes_key_previous=_env("WECHAT_AES_KEY_PREVIOUS"),
         web_base_url=(_env("WEB_BASE_URL", "") or "").rstrip("/"),
         notify_interval_seconds=float(_env("NOTIFY_INTERVAL_SECONDS", "2.0") or 2.0),
-        simulator_enabled=_bool_env("SIMULATOR_ENABLED", True),
+        # development tools: on by default only while no real secret is configured
+        simulator_enabled=_bool_env("SIMULATOR_ENABLED", not has_real_wechat_secret(app_secret)),
+        wechat_compat_mode=_bool_env("WECHAT_COMPAT_MODE", False),
+        retention_days=_int_env("RETENTION_DAYS", 180),
+        retention_purge_interval_seconds=float(
+            _env("RETENTION_PURGE_INTERVAL_SECONDS", "3600") or 3600
+        ),
         web_cookie_secure=_bool_env("WEB_COOKIE_SECURE", False),
         rasa_auth_token=_env("RASA_AUTH_TOKEN"),
         models_dir=Path(_env("MODELS_DIR", str(PROJECT_ROOT / "models")) or ""),

@@ -8,7 +8,8 @@ ticket) goes through WeChat's customer-service API; in development that API's ba
 points at the web app's own stand-in (`Inbox` keeps what it receives, per OpenID) and
 the page polls it.
 
-A development tool: production deployments switch it off (SIMULATOR_ENABLED=false).
+A development tool: served only to logged-in admins, and only while no real
+WeChat app secret is configured or when SIMULATOR_ENABLED switches it on.
 Nothing here needs aiohttp's server; views/simulator.py is the HTTP face.
 """
 
@@ -29,14 +30,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels import wechat_sender
-from bot.settings import Settings
+from bot.settings import DEV_WECHAT_APP_SECRET, Settings
 from bot.store.models import Grid, Ticket
 from bot.tickets import display
 
 # Development credentials for the customer-service API stand-in, used by `make run`
 # only when no real WECHAT_APP_SECRET is configured. Plaintext mode: no AES key.
 DEV_WECHAT_APPID = "wx0000neighbourhooddev"
-DEV_WECHAT_APP_SECRET = "neighbourhood-dev-app-secret"
 API_PATH = "/simulator/wechat-api"
 
 OPENID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -60,7 +60,7 @@ def development_settings(settings: Settings) -> Settings | None:
     could reach residents anyway, and the simulator shows what would have been sent.
     A configured WECHAT_APPID is kept; plaintext mode stays plaintext (no AES key).
     """
-    if not settings.simulator_enabled or settings.wechat_app_secret:
+    if not settings.simulator_enabled or settings.real_wechat_secret:
         return None
     return replace(
         settings,

@@ -4,9 +4,10 @@ Intent names and category codes are fixed there; everything that needs to know
 which intent opens which kind of ticket, at which level, handled by whom and
 with which SLA reads it through this module.
 
-Our copy may add fields to the contract's categories (`handled_by`); the
-parser reads the fields it knows and ignores others, so that a field added
-later (e.g. `public:`) does not break an older reader.
+Our copy may add fields to the contract's categories (`handled_by`, and
+`public`: whether its tickets may appear in public, see
+bot.tickets.publication); the parser reads the fields it knows and ignores
+others, so that a field added later does not break an older reader.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Category:
     sla_hours: int
     covers: str
     handled_by: str = ""  # see HANDLERS_BY_LEVEL; "" = the level's default
+    # May its tickets appear in public (coarsely)? Absent means no: a
+    # household's own affairs must never be published by omission.
+    public: bool = False
 
     def __post_init__(self) -> None:
         if not self.handled_by and self.level in DEFAULT_HANDLER:
@@ -99,6 +103,7 @@ def _category(raw: dict) -> Category:
         sla_hours=int(raw["sla_hours"]),
         covers=raw.get("covers", ""),
         handled_by=raw.get("handled_by") or "",
+        public=_public(raw),
     )
     allowed = HANDLERS_BY_LEVEL.get(category.level, ())
     if category.handled_by not in allowed:
@@ -107,6 +112,15 @@ def _category(raw: dict) -> Category:
             f"{', '.join(allowed)} (level {category.level!r})"
         )
     return category
+
+
+def _public(raw: dict) -> bool:
+    value = raw.get("public", False)
+    # yes/no strings are a YAML 1.1 habit that safe_load already turns into
+    # booleans; anything else ("private", 1) is a mistake to refuse, not guess.
+    if not isinstance(value, bool):
+        raise TaxonomyError(f"{raw.get('code')}: public must be true or false, not {value!r}")
+    return value
 
 
 def parse_taxonomy(text: str) -> Taxonomy:

@@ -92,3 +92,40 @@ def test_cli_create_list_revoke(demo_engine: Engine, capsys: pytest.CaptureFixtu
 
     assert main(["--database-url", url, "apikeys", "revoke", "nosuch"]) == 1
     assert "no API key" in capsys.readouterr().err
+
+
+def test_scopes_read_and_write(demo_engine: Engine) -> None:
+    with session_scope(demo_engine) as session:
+        writer = apikeys.create_key(session, "w")
+        reader = apikeys.create_key(session, "r", scopes=("read",))
+        both = apikeys.create_key(session, "rw", scopes=("write", "read"))
+    assert (writer.scopes, reader.scopes, both.scopes) == (("write",), ("read",), ("read", "write"))
+    with session_scope(demo_engine) as session:
+        assert apikeys.verify_key(session, writer.token) is not None
+        assert apikeys.verify_key(session, writer.token, scope=apikeys.READ) is None
+        assert apikeys.verify_key(session, reader.token) is None  # cannot post
+        assert apikeys.verify_key(session, reader.token, scope=apikeys.READ) is not None
+        assert apikeys.verify_key(session, both.token, scope=apikeys.READ) is not None
+        listed = {k.name: k.scopes for k in apikeys.list_keys(session)}
+    assert listed == {"w": ("write",), "r": ("read",), "rw": ("read", "write")}
+
+
+@pytest.mark.parametrize("scopes", [(), ("admin",), ("read", "everything")])
+def test_unknown_scopes_are_refused(demo_engine: Engine, scopes) -> None:
+    with session_scope(demo_engine) as session, pytest.raises(ValueError, match="scopes"):
+        apikeys.create_key(session, "x", scopes=scopes)
+
+
+def test_parse_scopes_grants_only_known_words() -> None:
+    assert apikeys.parse_scopes("write") == ("write",)
+    assert apikeys.parse_scopes(" read , write ") == ("read", "write")
+    assert apikeys.parse_scopes("readwrite,admin") == ()
+    assert apikeys.parse_scopes(None) == ()
+
+
+def test_cli_creates_a_read_key(demo_engine: Engine, capsys) -> None:
+    url = str(demo_engine.url)
+    assert main(["--database-url", url, "apikeys", "create", "区平台", "--scope", "read"]) == 0
+    assert "read" in capsys.readouterr().out
+    with session_scope(demo_engine, readonly=True) as session:
+        assert session.execute(select(ApiKey.scopes)).scalar_one() == "read"

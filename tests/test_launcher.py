@@ -48,3 +48,34 @@ def test_rasa_starts_with_the_deployed_model(tmp_path: Path, monkeypatch):
     assert launcher.serving_model(settings) == path
     path.unlink()  # its file is gone: back to the launcher's own model
     assert launcher.serving_model(settings) == fallback
+
+
+def test_make_run_says_which_mode_it_runs_in():
+    from bot import simulator
+
+    base = replace(
+        load_settings(), wechat_app_secret=None, wechat_aes_key=None, simulator_enabled=True
+    )
+    development = simulator.development_settings(base)
+    text = launcher.mode_banner(development)
+    assert text.startswith("Mode: development") and "simulator" in text and "admins only" in text
+    assert "plaintext mode" in text
+
+    production = replace(
+        base,
+        wechat_app_secret="real-secret",
+        wechat_appid="wx123",
+        wechat_aes_key="k" * 43,
+        simulator_enabled=False,
+    )
+    assert simulator.development_settings(production) is None
+    text = launcher.mode_banner(production)
+    assert text.startswith("Mode: PRODUCTION")
+    assert "Development tools OFF" in text and "plaintext messages are refused" in text
+    text = launcher.mode_banner(replace(production, wechat_compat_mode=True))
+    assert "compatible mode" in text
+
+
+def test_the_compat_mode_reaches_rasa():
+    env = launcher.rasa_environment(replace(load_settings(), wechat_compat_mode=True), base={})
+    assert env["WECHAT_COMPAT_MODE"] == "true"

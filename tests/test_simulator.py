@@ -91,6 +91,7 @@ def test_template_escapes_directory_names() -> None:
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     )
+    env.globals["csrf_token"] = lambda: "token"
     evil = '"><script>alert(1)</script>'
     html = env.get_template("simulator.html").render(
         locations=[simulator.DemoLocation(evil, 36.0, 117.0)],

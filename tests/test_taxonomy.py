@@ -34,8 +34,26 @@ def test_a_copy_without_handled_by_gets_the_plain_body_of_the_level():
 
 
 def test_fields_the_parser_does_not_know_are_ignored():
-    taxonomy = parse_taxonomy(taxonomy_text_with("HEATING", public=True))
+    taxonomy = parse_taxonomy(taxonomy_text_with("HEATING", photo_required=True))
     assert taxonomy.by_code("HEATING").label == "供暖供气"
+
+
+def test_publication_is_data_public_space_yes_household_affairs_no():
+    public = {c.code for c in get_taxonomy().categories if c.public}
+    assert {"FACILITY", "SANITATION", "PARKING", "HEATING"} <= public
+    for private in ("NEIGHBOUR_DISPUTE", "INHERITANCE", "SUBSIDY", "CERTIFICATE", "RELOCATION"):
+        assert private not in public
+    assert not get_taxonomy().by_code("HANDOFF").public  # internal call-backs
+
+
+def test_a_category_without_public_is_private():
+    assert taxonomy_with("FACILITY", public=None).by_code("FACILITY").public is False
+
+
+@pytest.mark.parametrize("value", ["private", 1, "true", [True]])
+def test_a_public_that_is_not_a_boolean_is_refused(value):
+    with pytest.raises(TaxonomyError, match="FACILITY: public must be true or false"):
+        taxonomy_with("FACILITY", public=value)
 
 
 @pytest.mark.parametrize(

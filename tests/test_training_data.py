@@ -38,7 +38,7 @@ EXAMPLES = load_examples()
 
 # Fields our copy adds to the contract's categories (contract changes for the spec
 # owner); every other field must be the contract's, unchanged.
-ADDED_CATEGORY_FIELDS = {"handled_by"}
+ADDED_CATEGORY_FIELDS = {"handled_by", "public"}
 
 
 def test_taxonomy_copy_keeps_the_shared_contract_and_only_adds_fields():

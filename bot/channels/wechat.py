@@ -96,6 +96,12 @@ SILENT_EVENTS = frozenset(
 _FULLWIDTH_SOLIDUS = "／"
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class PlaintextRefused(BadSignature):
+    """A plaintext message while the account is in safe mode (not compatible mode)."""
+
+
 # News about a resident's tickets that WeChat did not let us push (bot.notify): given
 # with the reply to their next message. OpenID -> texts, marked delivered once taken.
 DeferredNotices = Callable[[str], Awaitable[list[str]]]
@@ -112,6 +118,9 @@ class WeChatConfig:
     reply_deadline_seconds: float = DEFAULT_REPLY_DEADLINE_SECONDS
     dedup_ttl_seconds: float = DEFAULT_TTL_SECONDS
     allow_intent_triggers: bool = False
+    # Safe mode refuses plaintext messages unless the account is in WeChat's
+    # compatible mode (both forms arrive while switching over).
+    compat_mode: bool = False
     max_concurrent_turns: int = DEFAULT_MAX_CONCURRENT_TURNS  # 0: no bound
     # menu button key -> what a click on it means (bot.channels.wechat_menu)
     menu_clicks: Mapping[str, str] = field(default_factory=dict)
@@ -138,6 +147,7 @@ class WeChatConfig:
             "reply_deadline_seconds": getattr(
                 settings, "wechat_reply_deadline_seconds", DEFAULT_REPLY_DEADLINE_SECONDS
             ),
+            "compat_mode": getattr(settings, "wechat_compat_mode", False),
         }
         menu_path = getattr(settings, "wechat_menu_path", None)
         if menu_path is not None:
@@ -159,12 +169,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = float(out[name])
     if "max_concurrent_turns" in out:
         out["max_concurrent_turns"] = int(out["max_concurrent_turns"])
-    if isinstance(out.get("allow_intent_triggers"), str):
-        out["allow_intent_triggers"] = out["allow_intent_triggers"].lower() in (
-            "1",
-            "true",
-            "yes",
-        )
+    for flag in ("allow_intent_triggers", "compat_mode"):
+        if isinstance(out.get(flag), str):
+            out[flag] = out[flag].strip().lower() in ("1", "true", "yes", "on")
     if isinstance(out.get("previous_aes_keys"), list):
         out["previous_aes_keys"] = tuple(str(k) for k in out["previous_aes_keys"] if k)
     if isinstance(out.get("previous_aes_keys"), str):
@@ -365,6 +372,9 @@ class WeChatInput(InputChannel):
         except BadSignature:
             logger.warning("wechat webhook: bad signature from %s", request.ip)
             return response.text("forbidden", status=403)
+        except PlaintextRefused:
+            logger.warning("wechat webhook: plaintext message in safe mode from %s", request.ip)
+            return response.text("forbidden", status=403)
         except MalformedMessage as exc:
             logger.warning("wechat webhook: malformed body: %s", exc)
             return response.text("bad request", status=400)
@@ -398,6 +408,10 @@ class WeChatInput(InputChannel):
         # Plaintext (or compatible mode without encrypt_type): the query signature only.
         if not signature_matches(signature, self.config.token, timestamp, nonce):
             raise BadSignature("signature does not match")
+        if self.config.safe_mode and not self.config.compat_mode:
+            # In safe mode WeChat encrypts everything: a plaintext message is
+            # someone who knows the token but not the AES key.
+            raise PlaintextRefused("plaintext message in safe mode (not compatible mode)")
         return parse_message(body), False
 
     # -- messages -------------------------------------------------------------------------

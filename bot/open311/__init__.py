@@ -27,8 +27,10 @@ Choices where the specification leaves room, all documented here:
   `expected_datetime` is the ticket's deadline.
 - `address` is community + building + unit (the room is left out: requests
   are public and a room pins down a household); `lat`/`long` only when known;
-  `media_url` is the first photo that is an http(s) URL (WeChat media ids
-  are not URLs); `address_id` and `zipcode` are null.
+  `media_url` is the ticket's first public photo, a
+  staff member's, served at /open311/v2/media/{id}.{ext} (bot.open311.media;
+  residents' photos are never public), else the http(s) URL another system
+  posted with the request; `address_id` and `zipcode` are null.
 - Extension fields on every request: `grid_code`, `community`, `level`
   (grid/community/street) and `channel` (wechat, open311 ...).
 - GET requests: `service_request_id` (comma-separated) overrides every other
@@ -61,4 +63,5 @@ The package, by resource (as FixMyStreet's Open311 endpoint):
 - bot.open311.requests  GET requests.json, requests/{id}.json
 - bot.open311.submit    POST requests.json
 - bot.open311.updates   GET and POST servicerequestupdates (mySociety's extension)
+- bot.open311.media     media_url: the public photos and their files
 """

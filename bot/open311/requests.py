@@ -1,7 +1,9 @@
 """GET requests.json and requests/{id}.json: tickets as service requests.
 
-Who has a ticket and its address read as everywhere else (bot.tickets.display);
-the address leaves the room out (requests are public).
+Who has a ticket and its address read as everywhere else (bot.tickets.display).
+What a reader may see (which categories, which of the resident's fields) is
+bot.tickets.publication's decision: the public gets public categories'
+coarse records, a system with a read key the full ones, each read recorded.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
+from bot import access_log, apikeys
+from bot.open311 import media
 from bot.open311.answers import Open311Error
-from bot.open311.mapping import STATUS_MAP, is_contact_note, local_zone, public_categories, w3c
+from bot.open311.mapping import STATUS_MAP, is_contact_note, local_zone, w3c
 from bot.open311.parsing import RequestQuery
+from bot.settings import get_settings
 from bot.store.models import Community, Grid, Street, Ticket, TicketEvent, Worker, aware
 from bot.taxonomy import Taxonomy
-from bot.tickets import display
+from bot.tickets import display, publication
+from bot.tickets.publication import PUBLIC, Reader, Shown
 
 
 class TicketRow(NamedTuple):
@@ -49,6 +55,8 @@ class TicketRow(NamedTuple):
     lon: float | None = None
     photos: tuple[str, ...] | str = ()  # or the column's raw JSON text
     channel: str | None = None
+    room: str | None = None
+    public_summary: str | None = None
     status_notes: str | None = None
 
 
@@ -86,17 +94,19 @@ def agency_responsible(row: TicketRow, places: Places) -> str:
     return display.handler_label(name, role, office)
 
 
-def address(row: TicketRow, places: Places) -> str | None:
-    """The public address: no room (a room pins down a household), no coordinates
-    (they are `lat`/`long`); None when nothing is known."""
+def address(row: TicketRow, places: Places, shown: Shown) -> str | None:
+    """The address as the reader may see it: community and building for the
+    public, with unit and room (and the words given) for a full reader; no
+    coordinates (they are `lat`/`long`); None when nothing is known."""
     community = places.communities.get(row.community_id) if row.community_id is not None else None
     place = display.Place(
         community=community[0] if community else None,
         building=row.building,
-        unit=row.unit,
-        words=row.address_text,
+        unit=shown.unit,
+        room=shown.room,
+        words=row.address_text if shown.full else None,
     )
-    return display.address_label(place, with_room=False, missing=None)
+    return display.address_label(place, with_room=shown.full, missing=None)
 
 
 def media_url(photos: Iterable[Any]) -> str | None:
@@ -121,30 +131,43 @@ def to_request(
     places: Places,
     zone: ZoneInfo,
     taxonomy: Taxonomy | None = None,
+    reader: Reader = PUBLIC,
 ) -> dict[str, Any]:
-    """One ticket as a GeoReport v2 request (standard fields, then our extensions)."""
+    """One ticket as a GeoReport v2 request (standard fields, then our
+    extensions), with what `reader` may see of the resident's part."""
     grid = places.grids.get(row.grid_id) if row.grid_id is not None else None
     community = places.communities.get(row.community_id) if row.community_id is not None else None
+    shown = publication.shown(
+        reader,
+        description=row.description,
+        public_summary=row.public_summary,
+        unit=row.unit,
+        room=row.room,
+        lat=row.lat,
+        lon=row.lon,
+        photos=_photos(row.photos),
+        status_notes=row.status_notes,
+    )
     request: dict[str, Any] = {
         "service_request_id": row.number,
         "status": STATUS_MAP.get(row.status, "open"),
-        "status_notes": row.status_notes or None,
+        "status_notes": shown.status_notes,
         "service_name": display.category_label(row.category_code, taxonomy),
         "service_code": row.category_code,
-        "description": row.description or None,
+        "description": shown.description,
         "agency_responsible": agency_responsible(row, places),
         "service_notice": service_notice(row.routing_reason, row.due_at, zone),
         "requested_datetime": w3c(row.created_at, zone),
         "updated_datetime": w3c(row.updated_at, zone),
         "expected_datetime": w3c(row.due_at, zone),
-        "address": address(row, places),
+        "address": address(row, places, shown),
         "address_id": None,
         "zipcode": None,
     }
-    if row.lat is not None and row.lon is not None:
-        request["lat"] = float(row.lat)
-        request["long"] = float(row.lon)
-    request["media_url"] = media_url(_photos(row.photos))
+    if shown.lat is not None and shown.lon is not None:
+        request["lat"] = float(shown.lat)
+        request["long"] = float(shown.lon)
+    request["media_url"] = media_url(shown.photos)
     request["grid_code"] = grid[0] if grid else None
     request["community"] = community[0] if community else None
     request["level"] = row.level
@@ -153,7 +176,9 @@ def to_request(
 
 
 def _latest_note():
-    """The newest note of a handler, as a correlated subquery on Ticket."""
+    """The newest note of a member of staff (or the system), as a correlated
+    subquery on Ticket: never the resident's own (a withdrawal's reason), what
+    the submitting system sent, or the published summary (it is `description`)."""
     event = aliased(TicketEvent)
     return (
         select(event.note)
@@ -162,6 +187,9 @@ def _latest_note():
             event.note.isnot(None),
             event.type != "assigned",
             ~is_contact_note(event),
+            event.actor.notlike("resident:%"),
+            event.actor != Ticket.sender_id,
+            event.note.notlike(publication.SUMMARY_NOTE_PREFIX + "%"),
         )
         .order_by(event.at.desc(), event.id.desc())
         .limit(1)
@@ -192,6 +220,8 @@ _ROW_COLUMNS = (
     # times is a measurable part of a 1,000-request answer.
     type_coerce(Ticket.photos, Text).label("photos"),
     Ticket.channel,
+    Ticket.room,
+    Ticket.public_summary,
 )
 
 
@@ -252,14 +282,18 @@ def find_requests(
     *,
     zone: ZoneInfo | None = None,
     taxonomy: Taxonomy | None = None,
+    reader: Reader = PUBLIC,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """GET requests.json: the tickets `query` selects, newest first.
+    """GET requests.json: the tickets `query` selects that `reader` may see,
+    newest first. A full reader's read is recorded (in the caller's
+    transaction, so an answer given is an answer recorded).
 
     The page of ticket ids is chosen first, so that the latest-note subquery
     runs only for the tickets answered, not for every ticket in the window.
     """
     zone = zone or local_zone()
-    codes = [c.code for c in public_categories(taxonomy)]
+    codes = publication.readable_codes(reader, taxonomy)
     page = select(Ticket.id).where(Ticket.category_code.in_(codes))
     if query.ids:
         page = page.where(Ticket.number.in_(query.ids))
@@ -290,7 +324,46 @@ def find_requests(
         (r.community_id for r in rows if r.community_id is not None),
         (r.assignee_id for r in rows if r.assignee_id is not None),
     )
-    return [to_request(r, places, zone, taxonomy) for r in rows]
+    found = [to_request(r, places, zone, taxonomy, reader) for r in rows]
+    # media_url: the first public photo we serve wins over a URL posted with the request.
+    photos = media.first_public_photos(session, (r.number for r in rows))
+    if photos:
+        base = get_settings().public_web_url
+        for request in found:
+            path = photos.get(request["service_request_id"])
+            if path is not None:
+                request["media_url"] = base + path
+    if reader.full:
+        access_log.record(
+            session,
+            reader.actor or "apikey:?",
+            access_log.OPEN311_FULL_READ,
+            target=",".join(r.number for r in rows)[: access_log.MAX_TARGET] or None,
+            actor_name=reader.name,
+            detail=_describe(query),
+            now=now,
+        )
+    return found
+
+
+def _describe(query: RequestQuery) -> str:
+    """The read's arguments, for the access record."""
+    parts = [f"{name}={value}" for name, value in vars(query).items() if value not in ((), None)]
+    return "; ".join(str(p) for p in parts)
+
+
+def reader_for(session: Session, token: str | None, now: datetime | None = None) -> Reader:
+    """Who reads, by the `api_key` sent: none or a key without the read scope
+    is the public; a key that is not (or no longer) one of ours is 403, as
+    for POST."""
+    if token is None or not token.strip():
+        return PUBLIC
+    key = apikeys.verify_key(session, token, now, scope=apikeys.READ)
+    if key is not None:
+        return publication.full_reader(key.prefix, key.name)
+    if apikeys.verify_key(session, token, now, scope=apikeys.WRITE) is not None:
+        return PUBLIC
+    raise Open311Error.of(403, "api_key is not valid")
 
 
 def get_request(
@@ -299,9 +372,19 @@ def get_request(
     *,
     zone: ZoneInfo | None = None,
     taxonomy: Taxonomy | None = None,
+    reader: Reader = PUBLIC,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """GET requests/{id}.json: a one-element list, or Open311Error 404."""
-    found = find_requests(session, RequestQuery(ids=(request_id,)), zone=zone, taxonomy=taxonomy)
+    """GET requests/{id}.json: a one-element list, or Open311Error 404 (also
+    for a ticket this reader may not see: it looks absent)."""
+    found = find_requests(
+        session,
+        RequestQuery(ids=(request_id,)),
+        zone=zone,
+        taxonomy=taxonomy,
+        reader=reader,
+        now=now,
+    )
     if not found:
         raise Open311Error.of(404, f"service_request_id {request_id[:50]} was not found")
     return found

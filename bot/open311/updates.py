@@ -48,7 +48,7 @@ from bot.open311.parsing import (
 )
 from bot.store.models import Open311Update, Ticket, TicketEvent, aware
 from bot.taxonomy import Taxonomy
-from bot.tickets import service
+from bot.tickets import publication, service
 from bot.tickets.state import IllegalTransition, Status
 
 MAX_UPDATE_ID = 128
@@ -109,9 +109,10 @@ def find_updates(
     taxonomy: Taxonomy | None = None,
 ) -> list[dict[str, Any]]:
     """GET servicerequestupdates: the updates of public requests in the window,
-    oldest first (as a follower applies them)."""
+    oldest first (as a follower applies them). Public: only categories
+    taxonomy.yml publishes, and only staff's words (bot.tickets.publication)."""
     zone = zone or local_zone()
-    codes = [c.code for c in public_categories(taxonomy)]
+    codes = publication.readable_codes(publication.PUBLIC, taxonomy)
     stmt = (
         select(TicketEvent, Ticket.number)
         .join(Ticket, Ticket.id == TicketEvent.ticket_id)
@@ -138,7 +139,7 @@ def find_updates(
             "service_request_id": number,
             "status": STATUS_WORDS.get(statuses[event.id], "open"),
             "updated_datetime": w3c(event.at, zone),
-            "description": event.note or None,
+            "description": publication.public_update_note(event.note, event.actor),
             "media_url": (event.data or {}).get("media_url"),
         }
         for event, number in rows

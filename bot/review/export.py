@@ -10,7 +10,8 @@ or cannot be written as one (too long, Rasa's entity syntax).
 
 The file is regenerated from all decisions each time, in a fixed order, and
 only rewritten when its content changes: exporting twice changes nothing, and
-an undone decision drops out on the next export.
+an undone decision drops out on the next export. Personal data in the
+examples becomes placeholders (bot.privacy.masking): the file is committed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bot.privacy.masking import mask
 from bot.review.text import bigrams, clean_example, example_problem, near_duplicate, shape
 from bot.settings import PROJECT_ROOT
 from bot.store.db import session_scope
@@ -220,7 +222,8 @@ def export_reviewed(
     chosen: dict[str, list[str]] = {}
     skipped: Tally[str] = Tally()
     for intent, raw in decisions:
-        text = clean_example(raw or "")
+        # reviewed.yml goes into version control: no resident's phone, ID, card or room
+        text = mask(clean_example(raw or ""))
         problem = example_problem(text)
         if intent not in allowed:
             problem = "unknown_intent"

@@ -269,6 +269,9 @@ class Ticket(TimestampMixin, Base):
     sender_id = Column(String(128), nullable=False)
     message_id = Column(String(128), nullable=True)
     photos = Column(JSON, nullable=False, default=list)  # list[str]: media ids or URLs
+    # A cleaned summary staff published for the public record (never the
+    # resident's own words; see bot.tickets.publication).
+    public_summary = Column(Text, nullable=True)
 
     # Optimistic locking: two processes changing the same ticket at once
     # (e.g. the escalation job and a worker) cannot both win.
@@ -367,9 +370,13 @@ def _guard_tickets(session: Session, _context: Any, _instances: Any) -> None:
                     f"ticket {obj.number}: status changed to {obj.status!r} "
                     "without bot.tickets.state"
                 )
+        if isinstance(obj, AccessRecord) and session.is_modified(obj):
+            raise UnauditedChange("access records are append-only")
     for obj in session.deleted:
         if isinstance(obj, (Ticket, TicketEvent)):
             raise UnauditedChange("tickets and their events are never deleted")
+        if isinstance(obj, AccessRecord):
+            raise UnauditedChange("access records are never deleted")
 
 
 def _status_history(ticket: Ticket) -> bool:
@@ -429,6 +436,27 @@ class ApiKey(TimestampMixin, Base):
     created_by = Column(String(100), nullable=True)
     active = Column(Boolean, nullable=False, default=True)
     last_used_at = Column(UTCDateTime(), nullable=True)
+    # Comma-separated: "write" (post requests), "read" (full records); see bot.apikeys.
+    scopes = Column(String(64), nullable=False, default="write", server_default="write")
+
+
+class AccessRecord(Base):
+    """Who opened what about residents, when (append-only; bot.access_log)."""
+
+    __tablename__ = "access_records"
+    __table_args__ = (
+        Index("ix_access_records_at", "at"),
+        Index("ix_access_records_actor", "actor", "at"),
+        Index("ix_access_records_action", "action", "at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    at = Column(UTCDateTime(), nullable=False, default=utcnow)
+    actor = Column(String(128), nullable=False)  # worker:5, apikey:3f9a0c1e
+    actor_name = Column(String(100), nullable=True)
+    action = Column(String(32), nullable=False)  # ticket_page, csv_export ...
+    target = Column(String(200), nullable=True)  # a ticket number, the filters
+    detail = Column(Text, nullable=True)
 
 
 REVIEW_ACTIONS = ("confirm", "relabel", "out_of_scope", "dismiss")

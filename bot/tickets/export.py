@@ -2,7 +2,9 @@
 
 Rows come page by page (`export_page`), so the web app can stream an export of
 any size; every cell is made safe against formula injection (`safe_cell`).
-The words in the cells are bot.tickets.display's.
+The words in the cells are bot.tickets.display's. Personal data in the
+address and the description (phones, ID and bank card numbers, rooms) is
+masked (bot.privacy.masking) unless an admin asked for the full export.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, tzinfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from bot.privacy.masking import mask
 from bot.store.models import Community, Grid, Ticket
 from bot.tickets import display
 from bot.tickets.stats import FINISHED, TicketFilter, resolved_at_subquery, ticket_conditions
@@ -48,10 +51,17 @@ def safe_cell(value: object) -> str:
 
 
 def export_page(
-    session: Session, f: TicketFilter, tz: tzinfo, after_id: int = 0, limit: int = EXPORT_PAGE
+    session: Session,
+    f: TicketFilter,
+    tz: tzinfo,
+    after_id: int = 0,
+    limit: int = EXPORT_PAGE,
+    full: bool = False,
 ) -> tuple[list[list[str]], int | None]:
     """Up to `limit` CSV rows of tickets with id > `after_id`, oldest first, and
-    the id to continue after (None: that was the last page)."""
+    the id to continue after (None: that was the last page). Personal data is
+    masked unless `full`."""
+    shown = (lambda text: text) if full else mask
     resolved = resolved_at_subquery()
 
     def local(value: datetime | None) -> str:
@@ -84,8 +94,8 @@ def export_page(
                 display.handler_of(ticket),
                 local(ticket.due_at),
                 local(resolved_at) if finished else "",
-                display.address_of(ticket),
-                ticket.description or "",
+                shown(display.address_of(ticket)),
+                shown(ticket.description or ""),
             ]
         )
     last = result[-1][0].id if len(result) == limit else None
@@ -105,11 +115,11 @@ def csv_text(rows: Iterable[Sequence[object]], header: bool = False) -> str:
     return buffer.getvalue()
 
 
-def tickets_csv(session: Session, f: TicketFilter, tz: tzinfo) -> str:
+def tickets_csv(session: Session, f: TicketFilter, tz: tzinfo, full: bool = False) -> str:
     """The whole export as one string (the web view streams it page by page)."""
     parts = [csv_text([], header=True)]
     after: int | None = 0
     while after is not None:
-        rows, after = export_page(session, f, tz, after_id=after, limit=EXPORT_PAGE)
+        rows, after = export_page(session, f, tz, after_id=after, limit=EXPORT_PAGE, full=full)
         parts.append(csv_text(rows))
     return "".join(parts)

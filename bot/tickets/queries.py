@@ -18,7 +18,7 @@ from bot.accounts import CurrentWorker
 from bot.conversation_log import ConversationLog, LoggedMessage
 from bot.store.models import Community, Grid, Ticket, utcnow
 from bot.taxonomy import get_taxonomy
-from bot.tickets import display, service
+from bot.tickets import display, publication, service
 from bot.tickets.access import can_see, visible_clause
 from bot.tickets.photos import PhotoView, photos_of
 from bot.tickets.state import (
@@ -209,6 +209,9 @@ class TicketPage:
     category_choices: list[tuple[str, str]] = field(default_factory=list)
     # the resident's messages before the ticket opened (Rasa's conversation log)
     conversation: list[LoggedMessage] = field(default_factory=list)
+    # publication: may the category appear in public, and the summary staff published
+    category_public: bool = False
+    public_summary: str | None = None
     # photos attached (bot.tickets.photos): the resident's and the workers'
     attached_photos: list[PhotoView] = field(default_factory=list)
 
@@ -227,7 +230,7 @@ def load_ticket_page(
     if ticket is None or not can_see(worker, ticket):
         return None
     now = now or utcnow()
-    actions = {"note"}
+    actions = {"note", "publish"}
     for action in (Action.ACCEPT, Action.RESOLVE, Action.TRANSFER):
         if can(ticket.status, action):
             actions.add(action.value)
@@ -284,6 +287,8 @@ def load_ticket_page(
         )
         if log is not None
         else [],
+        category_public=publication.is_public_category(ticket.category_code),
+        public_summary=ticket.public_summary,
         attached_photos=photos_of(session, ticket),
     )
 
@@ -324,7 +329,7 @@ class ActionRefused(Exception):
         self.status = status
 
 
-ACTIONS = ("accept", "note", "resolve", "transfer", "escalate", "recategorise")
+ACTIONS = ("accept", "note", "resolve", "transfer", "escalate", "recategorise", "publish")
 
 
 def perform_action(
@@ -385,6 +390,12 @@ def perform_action(
             )
         except ValueError as error:
             raise ActionRefused(chinese_part(error), status=409) from None
+    elif action == "publish":
+        # an empty summary withdraws the published one
+        try:
+            service.publish_summary(session, ticket, actor, note, now=now)
+        except ValueError as error:
+            raise ActionRefused(str(error)) from None
     else:
         raise ActionRefused("未知的操作。")
     session.flush()

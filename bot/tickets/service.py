@@ -361,6 +361,27 @@ def add_note(
     return event
 
 
+def publish_summary(
+    session: Session,
+    ticket: Ticket | str,
+    actor: str,
+    summary: str,
+    now: datetime | None = None,
+) -> TicketEvent:
+    """Publish a cleaned summary of the matter for the public record (empty:
+    withdraw it); recorded in the history (bot.tickets.publication)."""
+    from bot.tickets import publication
+
+    t = _ticket(session, ticket)
+    summary = publication.clean_summary(summary)
+    t.public_summary = summary or None
+    note = publication.SUMMARY_NOTE_PREFIX + (summary or "（已撤回）")
+    event = record(t, "note", actor=actor, note=note, data={"public_summary": True}, now=now)
+    t.updated_at = event.at
+    session.flush()
+    return event
+
+
 def accept(
     session: Session,
     ticket: Ticket | str,

@@ -9,6 +9,7 @@ from aiohttp import web
 from bot.web import resident_auth
 from bot.web.keys import SETTINGS
 from bot.web.views import admin as admin_views
+from bot.web.views import admin_access as access_views
 from bot.web.views import admin_directory as directory_views
 from bot.web.views import admin_people as people_views
 from bot.web.views import auth as auth_views
@@ -160,6 +161,9 @@ def setup_routes(app: web.Application) -> None:
     # admin: review inbox — residents' logged messages to confirm/relabel, bulk by
     # keyboard; export to data/nlu/reviewed.yml; insights (bot/web/views/review.py,
     # bot/review/; admin-only: 403 for other roles, /login when logged out)
+    # admin: staff access records (bot/web/views/admin_access.py, bot/access_log.py)
+    app.router.add_get("/admin/access", access_views.access_page, name="admin_access")
+
     review_views.setup(app)
     app.router.add_get("/admin/review", review_views.review_page, name="admin_review")
     app.router.add_post(
@@ -202,4 +206,10 @@ def setup_routes(app: web.Application) -> None:
         name="open311_updates",
     )
     app.router.add_post(f"/open311/v2/servicerequestupdates.{fmt}", open311_views.post_update)
+    # the public photos that media_url points to (bot/open311/media.py)
+    app.router.add_get(
+        r"/open311/v2/media/{photo_id:\d{1,12}}.{extension:jpg|png|gif|webp}",
+        open311_views.media_file,
+        name="open311_media",
+    )
     app.router.add_route("*", "/open311/{tail:.*}", open311_views.not_found)

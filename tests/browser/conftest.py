@@ -154,3 +154,12 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
     if shots is not None and report.when == "call" and report.failed:
         shots.take_all("failure")
         report.sections.append(("screenshots", f"screenshots in {shots.folder}"))
+
+
+def log_in_as_admin(page: Any, base_url: str, password: str, then: str = "/simulator") -> None:
+    """The simulator is for logged-in admins: log in, landing on `then`."""
+    page.goto(f"{base_url}/login?next={then}")
+    page.fill("input[name=phone]", "admin")
+    page.fill("input[name=password]", password)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(f"{base_url}{then}")

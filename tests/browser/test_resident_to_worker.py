@@ -27,7 +27,13 @@ from bot import simulator
 from bot.settings import PROJECT_ROOT
 from bot.store.db import make_engine, session_scope
 from bot.store.models import Grid
-from tests.browser.conftest import PHONE, LoopThread, Screenshots, requires_chromium
+from tests.browser.conftest import (
+    PHONE,
+    LoopThread,
+    Screenshots,
+    log_in_as_admin,
+    requires_chromium,
+)
 from tests.conftest import RasaStack, StackFactory, free_port
 
 pytestmark = [pytest.mark.rasa_server, requires_chromium]
@@ -36,6 +42,7 @@ TICKET_NUMBER = re.compile(r"\d{8}-\d{4}")
 ROBOT_KEY = "hpxc-01-test-robot"
 WORKER_PHONE = "13800000001"  # 王芳, grid worker of HPXC-01 in the demo directory
 WORKER_PASSWORD = "wangfang-test-pw"
+ADMIN_PASSWORD = "browser-admin-pw-1234"
 RESOLUTION = "已联系供热站排气，室温恢复到二十度"
 REPLY_TIMEOUT_MS = 45_000  # a first answer may wait for the model to warm up
 
@@ -84,6 +91,7 @@ def stack(
             "WECOM_API_BASE": robot_url,
             "NOTIFY_INTERVAL_SECONDS": "0.5",
             "SIMULATOR_ENABLED": "true",
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
         },
     )
     # Grid HPXC-01 gets a WeCom group robot before anything is reported.
@@ -145,7 +153,8 @@ def test_resident_reports_worker_resolves_resident_is_told(
     # -- the resident, in the simulator ----------------------------------------------
     resident_context = browser.new_context(viewport={"width": 1280, "height": 900})
     resident = screenshots.track("resident", resident_context.new_page())
-    resident.goto(stack.web_url + "/simulator")
+    # the simulator is a development tool for logged-in admins
+    log_in_as_admin(resident, stack.web_url, ADMIN_PASSWORD)
     expect(resident.locator("#openid")).to_have_text(re.compile(r"^oSim"))
 
     say(resident, "俺家暖气不热好几天了", "您住在哪个小区几号楼几单元")

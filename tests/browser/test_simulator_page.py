@@ -21,8 +21,14 @@ from bot.store.db import make_engine, session_scope
 from bot.store.migrate import upgrade_to_head
 from bot.tickets import service
 from bot.web.app import create_app
-from tests.browser.conftest import PHONE, LoopThread, Screenshots, requires_chromium
-from tests.web.simulator.conftest import FakeWebhook, make_settings
+from tests.browser.conftest import (
+    PHONE,
+    LoopThread,
+    Screenshots,
+    log_in_as_admin,
+    requires_chromium,
+)
+from tests.web.simulator.conftest import ADMIN_PASSWORD, FakeWebhook, make_settings
 
 pytestmark = requires_chromium
 
@@ -100,7 +106,7 @@ def test_chat_location_picture_and_escaping(
 
     context = browser.new_context(**PHONE)
     page = screenshots.track("simulator", context.new_page())
-    page.goto(site["url"] + "/simulator")
+    log_in_as_admin(page, site["url"], ADMIN_PASSWORD)
     openid = page.text_content("#openid") or ""
     assert re.fullmatch(r"oSim[A-Za-z0-9_-]{24}", openid)
 
@@ -177,7 +183,7 @@ def test_wide_screen_shows_tickets_beside_the_chat(
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = screenshots.track("desktop", context.new_page())
-    page.goto(site["url"] + "/simulator")
+    log_in_as_admin(page, site["url"], ADMIN_PASSWORD)
     phone = page.locator(".phone").bounding_box()
     tickets = page.locator(".tickets").bounding_box()
     assert phone and tickets and tickets["x"] >= phone["x"] + phone["width"]

@@ -17,6 +17,7 @@ from bot.channels.wechat import WeChatConfig, WeChatInput, rasa_text_for
 from bot.channels.wechat_crypto import compute_signature
 from bot.channels.wechat_protocol import parse_encrypted_reply, parse_message
 from bot.channels.wechat_sender import DEFAULT_ACCOUNT, build_incoming_xml, sign_request
+from bot.settings import load_settings
 from tests.channels.conftest import AES_KEY, TOKEN, USER, FakeRasa, ServerFactory
 from tests.channels.test_wechat_protocol import HOSTILE
 from tests.fakes import APP_SECRET, APPID, FakeWeChatApi
@@ -369,11 +370,36 @@ async def test_encrypted_message_without_safe_mode_is_400(wechat_server: ServerF
     assert (await server.post_raw(body, params))[0] == 400
 
 
-async def test_safe_mode_accepts_plaintext_post(wechat_server: ServerFactory) -> None:
+async def test_safe_mode_refuses_plaintext_post(wechat_server: ServerFactory) -> None:
+    # Someone who knows the token but not the AES key cannot speak as a resident.
+    rasa = FakeRasa(replies=[{"text": "明文"}])
+    server = await wechat_server(rasa=rasa, **SAFE)
+    status, body = await server.post_message("撤销我的工单", encrypt=False)
+    assert status == 403 and "明文" not in body
+    assert rasa.calls == []
+
+
+async def test_compatible_mode_accepts_plaintext_post(wechat_server: ServerFactory) -> None:
     # Compatible mode: a POST without encrypt_type is plaintext, checked by signature.
-    server = await wechat_server(rasa=FakeRasa(replies=[{"text": "明文"}]), **SAFE)
+    server = await wechat_server(
+        rasa=FakeRasa(replies=[{"text": "明文"}]), compat_mode=True, **SAFE
+    )
     status, body = await server.post_message("x", encrypt=False)
     assert status == 200 and reply_content(body) == "明文"
+    status, body = await server.post_message("x", encrypt=True)
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [("false", False), ("", False), ("0", False), ("true", True), ("1", True), ("on", True)],
+)
+def test_compat_mode_from_credentials_strings(flag: str, expected: bool) -> None:
+    # credentials.yml gives ${WECHAT_COMPAT_MODE} as a string ("" when unset)
+    config = WeChatConfig.from_settings(
+        load_settings(), token="t", appid=APPID, aes_key=AES_KEY, compat_mode=flag
+    )
+    assert config.safe_mode and config.compat_mode is expected
 
 
 async def test_sender_cli_round_trip_in_safe_mode(

@@ -22,7 +22,10 @@ import requests
 
 from bot.apikeys import create_key
 from bot.store.db import make_engine, session_scope
+from bot.tickets import photos
+from bot.tickets.service import get_ticket
 from tests.conftest import running_stack
+from tests.fakes import JPEG_HEAD
 
 # A pinned dev dependency (pyproject.toml); a virtualenv made before it was
 # added says so instead of failing to collect (`make install` brings it).
@@ -73,20 +76,33 @@ class Open311App:
     url: str  # the GeoReport v2 endpoint, .../open311/v2
     base: str  # the web app
     api_key: str
+    database_url: str
+    photo_dir: Path
 
 
 @pytest.fixture(scope="module")
 def open311_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Open311App]:
     workdir = tmp_path_factory.mktemp("open311-app")
     # Only the web app: no model is loaded, so none is trained for this test.
+    photo_dir = workdir / "photos"
     with running_stack(
-        workdir, model=Path("unused"), only=("web",), simulator_enabled=False, timeout=120
+        workdir,
+        model=Path("unused"),
+        only=("web",),
+        env={"PHOTO_DIR": str(photo_dir)},
+        timeout=120,
     ) as stack:
         engine = make_engine(stack.database_url)
         with session_scope(engine) as session:
             token = create_key(session, "市12345平台", created_by="tests").token
         engine.dispose()
-        yield Open311App(url=stack.web_url + "/open311/v2", base=stack.web_url, api_key=token)
+        yield Open311App(
+            url=stack.web_url + "/open311/v2",
+            base=stack.web_url,
+            api_key=token,
+            database_url=stack.database_url,
+            photo_dir=photo_dir,
+        )
 
 
 def xml_of(response: requests.Response) -> ET.Element:
@@ -143,8 +159,10 @@ def test_a_published_client_reads_every_resource(open311_app: Open311App, fmt: s
     assert one["service_request_id"] == number
     assert one["status"] == "open"
     assert one["service_code"] == "HEATING"
-    assert one["description"] == f"暖气不热（{fmt}）"
-    assert one["media_url"] == "https://example.com/photo.jpg"
+    # Without a read key the record is the public one (bot.tickets.publication):
+    # the words and the photo the submitter sent are not published.
+    assert not one["description"] and not one["media_url"]
+    assert f"暖气不热（{fmt}）" not in str(one)
     # The contact details never become public.
     assert "someone@example.com" not in str(one)
 
@@ -279,3 +297,22 @@ def test_a_city_system_follows_and_updates_a_ticket_as_fixmystreet_does(
 
 def listed_text(root: ET.Element) -> str:
     return ET.tostring(root, encoding="unicode")
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_media_url_is_the_staffs_photo_served_by_the_web_app(
+    open311_app: Open311App, fmt: str
+) -> None:
+    number = post_request(open311_app, fmt, f"路灯修好了吗（{fmt}）")
+    stored = photos.PhotoStore(open311_app.photo_dir).save(JPEG_HEAD, 10_000)
+    engine = make_engine(open311_app.database_url)
+    with session_scope(engine) as session:
+        ticket = get_ticket(session, number)
+        photos.attach_stored(session, ticket, [stored], source="worker", actor="worker:1")
+    engine.dispose()
+
+    url = GeoReport(open311_app.url, output_format=fmt).get_service_request(number)["media_url"]
+    assert url.startswith(open311_app.url + "/media/") and url.endswith(".jpg")
+    image = requests.get(url, timeout=HTTP_TIMEOUT)
+    assert image.status_code == 200 and image.content == JPEG_HEAD
+    assert image.headers["Content-Type"] == "image/jpeg"

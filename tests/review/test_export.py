@@ -202,3 +202,23 @@ def test_export_leaves_out_the_hard_development_set_too(web_engine, nlu_dir, tra
     assert ("report_noise", hard) in nlu_examples(only_holdout.path)
     both = export_reviewed(web_engine, nlu_dir, [HOLDOUT, HARD_SET_GLOB], out=nlu_dir / "b.yml")
     assert both.skipped_by_reason == {"held_out": 1} and both.total == 0
+
+
+def test_exported_examples_carry_placeholders_not_personal_data(
+    web_engine, nlu_dir: Path, tracker: TrackerLog, copy_log
+) -> None:
+    """reviewed.yml goes into version control: no phone, ID card or room number."""
+    with_data = "俺家2单元501暖气不热 电话138 1234 5678 快来人"
+    tracker.user(with_data, "report_heating", 0.6)
+    tracker.user("身份证370102198001011237 想开个居住证明", "request_certificate", 0.7)
+    copy_log()
+    act(web_engine, with_data, "confirm")
+    act(web_engine, "身份证370102198001011237 想开个居住证明", "confirm")
+    result = export_reviewed(web_engine, nlu_dir, HOLDOUT)
+    text = result.path.read_text(encoding="utf-8")
+    for secret in ("5678", "501", "370102198001011237"):
+        assert secret not in text
+    assert sorted(nlu_examples(result.path)) == [
+        ("report_heating", "俺家2单元【房号】暖气不热 电话【电话】 快来人"),
+        ("request_certificate", "身份证【身份证号】 想开个居住证明"),
+    ]

@@ -42,7 +42,7 @@ def test_the_resident_and_the_worker_read_the_same_status(demo_engine, monkeypat
     # who has it, and where, in the same words too
     assert shown["handler"] == request["agency_responsible"] == "网格员王芳"
     assert row.address == "和平新村社区3号楼2单元501室"
-    assert request["address"] == "和平新村社区3号楼2单元"  # public: no room
+    assert request["address"] == "和平新村社区3号楼"  # public: community and building only
 
 
 @pytest.mark.parametrize(

@@ -130,10 +130,15 @@
     els.typing.hidden = pending === 0;
   }
 
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
   async function post(payload) {
     const response = await fetch("/simulator/api/send", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
       body: JSON.stringify(Object.assign({ openid: openid }, payload)),
     });
     let data = {};

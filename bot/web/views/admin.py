@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from bot import access_log
+from bot.accounts import CurrentWorker
 from bot.store.models import utcnow
 from bot.tickets import export, stats
 from bot.web import auth
@@ -36,6 +38,7 @@ SECTIONS = (
     ("/admin/review", "标注审核"),
     ("/admin/insights", "训练数据分析"),
     ("/admin/models", "模型"),
+    ("/admin/access", "访问记录"),
 )
 
 BAR_LIMIT = 20  # bars per chart; the table below it lists all
@@ -139,8 +142,22 @@ async def dashboard_page(request: web.Request) -> web.StreamResponse:
 
 @admin_only
 async def tickets_csv(request: web.Request) -> web.StreamResponse:
-    """The tickets of the dashboard's filter as CSV, streamed page by page."""
+    """The tickets of the dashboard's filter as CSV, streamed page by page;
+    personal data masked unless `full=1` (each export recorded, which one too)."""
     f, _errors, tz, now = _filter_and_time(request)
+    full = request.query.get("full") == "1"
+    acting: CurrentWorker = request["worker"]
+    await run_db(
+        request.app,
+        lambda s: access_log.record(
+            s,
+            f"worker:{acting.id}",
+            access_log.CSV_EXPORT_FULL if full else access_log.CSV_EXPORT,
+            target="&".join(f"{k}={v}" for k, v in f.query().items() if v) or "全部",
+            actor_name=acting.name,
+            now=now,
+        ),
+    )
     stamp: datetime = now.astimezone(tz)
     response = web.StreamResponse(
         headers={
@@ -156,7 +173,7 @@ async def tickets_csv(request: web.Request) -> web.StreamResponse:
         rows, after = await run_db(
             request.app,
             lambda s, start=after: export.export_page(
-                s, f, tz, after_id=start, limit=export.EXPORT_PAGE
+                s, f, tz, after_id=start, limit=export.EXPORT_PAGE, full=full
             ),
             readonly=True,
         )

@@ -238,8 +238,13 @@ async def keys_create(request: web.Request) -> web.StreamResponse:
         return await _keys_page(
             request, error="请填写密钥名称（使用它的系统，最多100字）。", name=name, status=400
         )
+    # No box ticked: a posting key, as keys were before scopes existed.
+    scopes = [str(v) for v in form.getall("scope", []) if str(v) in apikeys.SCOPES]
     new_key = await run_db(
-        request.app, lambda s: apikeys.create_key(s, name, created_by=acting.name[:100])
+        request.app,
+        lambda s: apikeys.create_key(
+            s, name, created_by=acting.name[:100], scopes=scopes or [apikeys.WRITE]
+        ),
     )
     return await _keys_page(
         request,

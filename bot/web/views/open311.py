@@ -21,11 +21,12 @@ import defusedxml.ElementTree as SafeET
 from aiohttp import web
 from defusedxml import DefusedXmlException
 
-from bot.open311 import answers, discovery, parsing, requests, submit, updates
+from bot.open311 import answers, discovery, media, parsing, requests, submit, updates
 from bot.open311 import services as open311_services
 from bot.open311.mapping import local_zone
 from bot.store.models import utcnow
 from bot.taxonomy import get_taxonomy
+from bot.tickets.photos import PhotoStore
 from bot.web.db import run_db
 from bot.web.keys import SETTINGS
 
@@ -111,29 +112,46 @@ async def service_definition(request: web.Request) -> web.Response:
     return reply(request, answers.Answer(definition, answers.SERVICE_DEFINITION))
 
 
+def _read_key(request: web.Request) -> str | None:
+    """The key of a GET (`api_key` in the query string, or the X-Api-Key header)."""
+    return request.query.get("api_key") or request.headers.get("X-Api-Key") or None
+
+
 @_answers_errors
 async def list_requests(request: web.Request) -> web.Response:
     zone = _zone(request)
-    query = parsing.parse_query(request.query.items(), now=utcnow(), zone=zone)
+    now = utcnow()
+    arguments = [(k, v) for k, v in request.query.items() if k != "api_key"]
+    query = parsing.parse_query(arguments, now=now, zone=zone)
     taxonomy = get_taxonomy()
-    found = await run_db(
-        request.app,
-        lambda session: requests.find_requests(session, query, zone=zone, taxonomy=taxonomy),
-        readonly=True,
-    )
+    token = _read_key(request)
+
+    def read(session):
+        reader = requests.reader_for(session, token, now)
+        return requests.find_requests(
+            session, query, zone=zone, taxonomy=taxonomy, reader=reader, now=now
+        )
+
+    # Without a key nothing is written (a key's use and a full read are).
+    found = await run_db(request.app, read, readonly=token is None)
     return reply(request, answers.Answer(found, answers.REQUESTS))
 
 
 @_answers_errors
 async def one_request(request: web.Request) -> web.Response:
     zone = _zone(request)
+    now = utcnow()
     request_id = request.match_info["id"]
     taxonomy = get_taxonomy()
-    found = await run_db(
-        request.app,
-        lambda session: requests.get_request(session, request_id, zone=zone, taxonomy=taxonomy),
-        readonly=True,
-    )
+    token = _read_key(request)
+
+    def read(session):
+        reader = requests.reader_for(session, token, now)
+        return requests.get_request(
+            session, request_id, zone=zone, taxonomy=taxonomy, reader=reader, now=now
+        )
+
+    found = await run_db(request.app, read, readonly=token is None)
     return reply(request, answers.Answer(found, answers.REQUESTS))
 
 
@@ -218,6 +236,31 @@ async def post_update(request: web.Request) -> web.Response:
         lambda session: updates.post_update(session, fields, zone=zone, taxonomy=taxonomy),
     )
     return reply(request, answer)
+
+
+@_answers_errors
+async def media_file(request: web.Request) -> web.StreamResponse:
+    """A public photo (bot.open311.media); 404 in JSON for anything else."""
+    photo_id = int(request.match_info["photo_id"])
+    extension = request.match_info["extension"]
+    store = PhotoStore(request.app[SETTINGS].photo_dir)
+    taxonomy = get_taxonomy()
+    found = await run_db(
+        request.app,
+        lambda session: media.public_photo_file(session, photo_id, extension, store, taxonomy),
+        readonly=True,
+    )
+    if found is None:
+        return reply(request, answers.errors(404, f"no such Open311 media: {request.path[:100]}"))
+    return web.FileResponse(
+        found.path,
+        headers={
+            "Content-Type": found.content_type,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "public, max-age=86400",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
 
 
 @_answers_errors

@@ -23,6 +23,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import access_log
 from bot.review.export import SKIP_REASONS, ExportResult, export_reviewed
 from bot.review.inbox import (
     ACTIONS,
@@ -146,7 +147,20 @@ async def review_page(request: web.Request) -> web.StreamResponse:
         error = "读取对话记录失败，下面显示的是已导入的消息。"
     tz = request.app[SETTINGS].timezone
 
-    view = await run_db(request.app, lambda s: inbox_view(s, query, tz, taxonomy), readonly=True)
+    acting = request["worker"]
+
+    def read(session):
+        # residents' own words: every opening of the inbox is recorded
+        access_log.record(
+            session,
+            f"worker:{acting.id}",
+            access_log.REVIEW_INBOX,
+            target=request.rel_url.query_string[: access_log.MAX_TARGET] or None,
+            actor_name=acting.name,
+        )
+        return inbox_view(session, query, tz, taxonomy)
+
+    view = await run_db(request.app, read)
     behind = copied is not None and not copied.caught_up
     return render(
         request,

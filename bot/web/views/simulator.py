@@ -1,7 +1,10 @@
 """The resident simulator's pages and JSON (see bot/simulator.py for what it does).
 
-Served only when settings.simulator_enabled (SIMULATOR_ENABLED, default on): a
-development tool that production deployments switch off.
+Served only when settings.simulator_enabled (on while no real WeChat app secret
+is configured, or switched on with SIMULATOR_ENABLED), and then the page and its
+JSON only to logged-in admins: anyone else could read any OpenID's tickets and
+speak as any resident. The stand-in of WeChat's API is called by our own
+processes, not browsers: it answers only with an access token it issued.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot import simulator
+from bot.web import auth
 from bot.web.db import run_db
 from bot.web.keys import SETTINGS
 
 INBOX = web.AppKey("simulator_inbox", simulator.Inbox)
 PHOTO_PATH = "/static/simulator-photo.svg"
+ADMIN = ("admin",)
 
 # The page loads nothing but its own script and style; even if a reply carried markup
 # it could not run.
@@ -39,6 +44,7 @@ def _json_error(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+@auth.login_required(roles=ADMIN)
 async def page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     locations = await run_db(request.app, simulator.demo_locations, readonly=True)
@@ -57,6 +63,7 @@ async def page(request: web.Request) -> web.Response:
     return response
 
 
+@auth.login_required(roles=ADMIN)
 async def send(request: web.Request) -> web.Response:
     """POST {openid, text | location{lat,lon,label} | image_url} -> the passive reply."""
     if request.content_type != "application/json":
@@ -73,6 +80,7 @@ async def send(request: web.Request) -> web.Response:
     return web.json_response(result.as_json(), status=502 if result.error else 200, dumps=_dumps)
 
 
+@auth.login_required(roles=ADMIN)
 async def inbox(request: web.Request) -> web.Response:
     """GET ?openid=…&after=N -> messages pushed to this resident after id N."""
     try:
@@ -87,6 +95,7 @@ async def inbox(request: web.Request) -> web.Response:
     )
 
 
+@auth.login_required(roles=ADMIN)
 async def tickets(request: web.Request) -> web.Response:
     """GET ?openid=… -> the resident's tickets, newest first."""
     try:

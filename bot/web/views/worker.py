@@ -16,6 +16,7 @@ import aiohttp_jinja2
 from aiohttp import BodyPartReader, web
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import access_log
 from bot.accounts import CurrentWorker
 from bot.tickets import display, photos, queries, service
 from bot.tickets.state import IllegalTransition
@@ -32,6 +33,7 @@ DONE_MESSAGES = {
     "transfer": "工单已转派。",
     "escalate": "工单已升级。",
     "recategorise": "工单类别已修改。",
+    "publish": "公开摘要已更新。",
     "photo": "照片已上传。",
 }
 
@@ -104,9 +106,20 @@ async def _render_ticket(
     form: dict[str, str] | None = None,
 ) -> web.Response:
     log = request.app[CONVERSATION_LOG]
-    page = await run_db(
-        request.app, lambda s: queries.load_ticket_page(s, worker, number, log), readonly=True
-    )
+
+    def load(session):
+        found = queries.load_ticket_page(session, worker, number, log)
+        if found is not None:  # a page shown is a page recorded (bot.access_log)
+            access_log.record(
+                session,
+                f"worker:{worker.id}",
+                access_log.TICKET_PAGE,
+                target=number,
+                actor_name=worker.name,
+            )
+        return found
+
+    page = await run_db(request.app, load)
     if page is None:
         return _not_found(request)
     message = "" if error else DONE_MESSAGES.get(request.query.get("done", ""), "")

@@ -187,7 +187,7 @@ async def test_csv_export_with_filters_and_formula_injection(
     assert row["描述"].startswith("'=HYPERLINK(")
     assert row["类别"] == "噪音扰民" and row["状态"] == "待受理" and row["级别"] == "网格"
     assert row["社区"] == "裕园社区" and row["网格"] == "YY-01" and row["处理人"] == "网格员陈静"
-    assert row["地址"] == "裕园社区3号楼1单元202室"
+    assert row["地址"] == "裕园社区3号楼1单元【房号】"  # masked unless the full export
     created = (scenario.now - timedelta(hours=2)).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
     assert row["登记时间"] == created
     assert row["办结时间"] == ""

@@ -66,3 +66,10 @@ def api_key(demo_engine: Engine) -> str:
     """A fresh key, as `python -m bot apikeys create` makes one."""
     with session_scope(demo_engine) as session:
         return create_key(session, "测试系统", created_by="tests").token
+
+
+@pytest.fixture
+def read_key(demo_engine: Engine) -> str:
+    """A key of a city system that may read full records (and post)."""
+    with session_scope(demo_engine) as session:
+        return create_key(session, "区平台", created_by="tests", scopes=("read", "write")).token

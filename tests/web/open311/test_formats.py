@@ -139,16 +139,26 @@ async def test_service_definition_xml(client: TestClient) -> None:
     assert_errors(await get_xml(client, f"{BASE}/services/NOPE.xml", 404), 404, "NOPE")
 
 
-async def test_requests_xml_is_requests_json(client: TestClient, heating: str) -> None:
+async def test_requests_xml_is_requests_json(
+    client: TestClient, heating: str, read_key: str
+) -> None:
     entries = await (await client.get(f"{BASE}/requests.json")).json()
     assert [e["service_request_id"] for e in entries] == [heating]
     root = await get_xml(client, f"{BASE}/requests.xml")
     assert root.tag == "service_requests"
     assert_same_entries(root, "request", entries)
     request = root[0]
-    assert request.findtext("description") == "暖气不热 <b>&amp;</b>"
+    # the public record: no resident's words, no photo (bot.tickets.publication)
+    assert not request.findtext("description") and not request.findtext("media_url")
     assert request.findtext("status") == "open"
     assert request.findtext("status_notes") == "明早上门"
+    # the full record, with a read key, is the same in both formats too
+    full = f"api_key={read_key}"
+    entries = await (await client.get(f"{BASE}/requests.json?{full}")).json()
+    root = await get_xml(client, f"{BASE}/requests.xml?{full}")
+    assert_same_entries(root, "request", entries)
+    request = root[0]
+    assert request.findtext("description") == "暖气不热 <b>&amp;</b>"
     assert request.findtext("media_url") == "https://example.com/heating.jpg"
 
 

@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 on free ports; nothing needs a trained model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ from bot.store.migrate import upgrade_to_head
 from bot.web.app import create_app
 
 TOKEN = "sim-test-token"
+ADMIN_PASSWORD = "sim-admin-pass-1234"  # the first admin, created at the app's start
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 APPID = "wxb11529c136998cb6"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # WeChat's documentation example
 
@@ -108,9 +111,26 @@ def make_settings(engine: Engine, **overrides: Any) -> Settings:
         "wechat_api_base": "http://127.0.0.1:9",
         "rasa_url": "http://127.0.0.1:9",
         "simulator_enabled": True,
+        "admin_password": ADMIN_PASSWORD,
     }
     values.update(overrides)
     return replace(load_settings(), **values)
+
+
+async def login_admin(client: TestClient) -> None:
+    """Log `client` in as the first admin, and send the CSRF header from now on
+    (the simulator is for logged-in admins only, as the page's script does)."""
+    page = await (await client.get("/login")).text()
+    token = CSRF_RE.search(page).group(1)
+    response = await client.post(
+        "/login",
+        data={"phone": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    page = await (await client.get("/simulator")).text()
+    meta = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    client.session.headers["X-CSRF-Token"] = meta.group(1)
 
 
 @dataclass
@@ -140,6 +160,8 @@ async def start_harness(
     settings = make_settings(engine, rasa_url=rasa_url, **overrides)
     client = TestClient(TestServer(create_app(settings, engine=engine), host="127.0.0.1"))
     await client.start_server()
+    if settings.simulator_enabled:
+        await login_admin(client)
     return Harness(client, webhook, settings, engine), [client, hook_server]
 
 

@@ -12,7 +12,7 @@ from bot.routing.locator import get_locator
 from bot.store.db import session_scope
 from bot.tickets import service
 from bot.web.app import create_app
-from tests.web.simulator.conftest import TOKEN, Harness, make_settings
+from tests.web.simulator.conftest import TOKEN, Harness, login_admin, make_settings
 
 OPENID = "oSimTestResident000000000001"
 
@@ -79,6 +79,7 @@ async def test_success_means_the_answer_comes_later(harness: Harness) -> None:
 async def test_webhook_down_reads_as_wechat_shows_it(demo_engine) -> None:
     settings = make_settings(demo_engine, rasa_url="http://127.0.0.1:9")
     async with TestClient(TestServer(create_app(settings, engine=demo_engine))) as client:
+        await login_admin(client)
         response = await client.post("/simulator/api/send", json={"openid": OPENID, "text": "hi"})
         assert response.status == 502
         data = await response.json()

@@ -1,7 +1,7 @@
 """Consultations (协商议事): questions put to a grid or building, and residents' answers.
 
-Revision ID: 0006_consultations
-Revises: 0005_ticket_photos
+Revision ID: 0007_consultations
+Revises: 0006_privacy
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_consultations"
-down_revision = "0005_ticket_photos"
+revision = "0007_consultations"
+down_revision = "0006_privacy"
 branch_labels = None
 depends_on = None
 
