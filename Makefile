@@ -8,10 +8,15 @@ PY := $(VENV)/bin/python
 RASA := $(PY) -m rasa
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install train shell eval bench-nlu validate lint format unit stories clean browser-deps
+# run-scale: several Rasa, action and web processes behind HAProxy (bot/scale.py)
+.PHONY: run run-scale haproxy-deps test install train shell eval bench-nlu validate lint format unit stories clean browser-deps
 
 run: $(STAMP)
 	$(PY) -m bot.launcher run
+
+# Needs REDIS_URL and a PostgreSQL DATABASE_URL; SCALE_RASA/SCALE_ACTIONS/SCALE_WEB (2 each).
+run-scale: $(STAMP) haproxy-deps
+	$(PY) -m bot.launcher run-scale
 
 # install: create .venv with Python 3.10 and install the pinned dependencies
 $(STAMP): pyproject.toml
@@ -74,4 +79,16 @@ browser-deps:
 		echo "The browser tests need Debian's chromium: as root, run"; \
 		echo "  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"; \
 		echo "(until then the browser tests are skipped)"; \
+	fi
+
+# haproxy-deps: Debian's HAProxy for `make run-scale` and the fault tests
+# (tests/integration/test_faults.py; skipped without it).
+haproxy-deps:
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then :; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update && apt-get install -y --no-install-recommends haproxy; \
+	else \
+		echo "make run-scale needs Debian's haproxy: as root, run"; \
+		echo "  apt-get update && apt-get install -y --no-install-recommends haproxy"; \
+		exit 1; \
 	fi

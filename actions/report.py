@@ -287,6 +287,7 @@ def submit(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType
             sender_id=tracker.sender_id,
             channel=channel_of(tracker),
             message_id=message_id(tracker),
+            report_key=_report_key(tracker),
             category_code=category.code,
             description=tracker.get_slot("description") or category.label,
             original_text=_first_message_text(tracker),
@@ -332,6 +333,20 @@ def _first_message_text(tracker: Tracker) -> str | None:
             data = event.get("parse_data") or {}
             return data.get("original_text") or event.get("text")
     return original_text(tracker) or None
+
+
+def _report_key(tracker: Tracker) -> str | None:
+    """The id of the message that started this report: the same whichever later
+    message confirms it, so a confirmation repeated after a lost turn (a crash, the
+    database down: the conversation was not saved and asks again) opens nothing new."""
+    seen_start = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "action" and event.get("name") == "action_start_report":
+            seen_start = True
+        elif seen_start and event.get("event") == "user":
+            key = event.get("message_id")
+            return f"report:{key}" if key else None
+    return None
 
 
 class ActionSubmitReport(Action):

@@ -29,7 +29,6 @@ import hmac
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.coordination import InProcessState, SharedState
 from bot.store.models import Community, Grid, Worker, utcnow
 from bot.tickets.display import role_label
 
@@ -250,9 +250,9 @@ def worker_from_token(
 class LoginThrottle:
     """Failed logins per phone and per client address within a sliding window.
 
-    Kept in this process's memory: enough for one web process. Several web
-    processes behind a load balancer would each count separately and need a
-    shared store (a database table or Redis) instead.
+    Counted in the shared state (bot.coordination): in this process by default,
+    in Redis when REDIS_URL is set, so that several web processes behind a load
+    balancer count together.
     """
 
     def __init__(
@@ -260,64 +260,46 @@ class LoginThrottle:
         per_phone: int = 5,
         per_address: int = 20,
         window: float = 15 * 60,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10000,
+        clock: Callable[[], float] = time.time,
+        state: SharedState | None = None,
     ) -> None:
         self.limits = {"phone": per_phone, "address": per_address}
         self.window = window
+        # Wall-clock seconds: stamps written by one process are read by the others.
         self.clock = clock
-        self.max_keys = max_keys
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self.state = state if state is not None else InProcessState()
 
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        cutoff = self.clock() - self.window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    @staticmethod
+    def _key(kind: str, value: str) -> str:
+        return f"login-failures:{kind}:{value}"
 
     def retry_after(self, phone: str, address: str) -> float:
         """Seconds until another attempt is allowed (0: allowed now)."""
         wait = 0.0
+        now = self.clock()
         for kind, value in (("phone", phone), ("address", address)):
-            failures = self._recent((kind, value))
+            failures = self.state.window_stamps(self._key(kind, value), since=now - self.window)
             if len(failures) >= self.limits[kind]:
-                wait = max(wait, failures[-self.limits[kind]] + self.window - self.clock())
+                wait = max(wait, failures[-self.limits[kind]] + self.window - now)
         return max(wait, 0.0)
 
-    def attempt(self, phone: str, address: str) -> float:
+    def attempt(self, phone: str, address: str) -> str:
         """Count an attempt as failed before checking the password, so that
-        many simultaneous guesses cannot all slip in before the first one
-        fails; `succeeded` takes it back. Returns the attempt's stamp."""
-        if len(self._failures) >= self.max_keys:
-            self._prune()
-        now = self.clock()
-        for key in (("phone", phone), ("address", address)):
-            self._failures.setdefault(key, deque(maxlen=100)).append(now)
-        return now
+        many simultaneous guesses (on any process) cannot all slip in before
+        the first one fails; `succeeded` takes it back. Returns the attempt's
+        id."""
+        stamp = self.clock()
+        attempt_id = f"{stamp:.6f}-{secrets.token_hex(4)}"
+        for kind, value in (("phone", phone), ("address", address)):
+            self.state.window_add(self._key(kind, value), attempt_id, stamp, ttl=self.window)
+        return attempt_id
 
-    def succeeded(self, phone: str, address: str, stamp: float) -> None:
+    def succeeded(self, phone: str, address: str, attempt_id: str) -> None:
         # The phone's count starts over; the address only gets this attempt
         # back, so a correct password of one account does not reset the count
         # of an address that is guessing at others.
-        self._failures.pop(("phone", phone), None)
-        failures = self._failures.get(("address", address))
-        if failures is not None:
-            try:
-                failures.remove(stamp)
-            except ValueError:
-                pass
-
-    def _prune(self) -> None:
-        for key in list(self._failures):
-            self._recent(key)
-        if len(self._failures) >= self.max_keys:  # under attack: forget the oldest
-            for key in list(self._failures)[: self.max_keys // 2]:
-                del self._failures[key]
+        self.state.window_remove(self._key("phone", phone))
+        self.state.window_remove(self._key("address", address), attempt_id)
 
 
 # -- accounts: first admin, passwords, admins, people ------------------------

@@ -172,8 +172,10 @@ def submit_report(
     original_text: str | None,
     located: Located | None,
     photos: Sequence[Any] = (),
+    report_key: str | None = None,
 ) -> Receipt:
-    """Open the ticket (exactly once per message) and remember the address.
+    """Open the ticket (exactly once per message, and per report: `report_key`)
+    and remember the address.
 
     `photos`: the report's `photos` slot, stored photos (bot.tickets.photos)
     that are attached to the ticket; plain strings (links) are kept as before.
@@ -192,6 +194,7 @@ def submit_report(
             original_text=original_text,
             location=located,
             photos=[p for p in photos if isinstance(p, str)],
+            report_key=report_key,
         )
         stored = [s for s in map(StoredPhoto.from_slot, photos) if s is not None]
         if stored:

@@ -15,8 +15,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.settings import (
@@ -92,6 +92,10 @@ def rasa_environment(settings: Settings, base: Mapping[str, str] | None = None) 
             "REDIS_HOST": settings.redis_host,
             "REDIS_PORT": str(settings.redis_port),
             "REDIS_DB": str(settings.redis_db),
+            # endpoints.scale.yml: where the Rasa servers pull their model from
+            "MODEL_SERVER_URL": os.environ.get("MODEL_SERVER_URL")
+            or f"http://127.0.0.1:{settings.web_port}/model-server/model.tar.gz",
+            "RASA_AUTH_TOKEN": settings.rasa_auth_token or "",
         }
     )
     # Rasa would otherwise send usage telemetry (no network here anyway)
@@ -110,6 +114,8 @@ class Service:
     command: list[str]
     health_url: str | None  # None: a worker without an HTTP port
     process: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)  # this process's own variables
+    restarts: list[float] = field(default_factory=list)  # when it was restarted
 
 
 def services(settings: Settings, model: Path, endpoints: str | None = None) -> list[Service]:
@@ -177,12 +183,57 @@ def wait_healthy(url: str, timeout: float, process: subprocess.Popen | None = No
     raise TimeoutError(f"{url} did not become healthy within {timeout:.0f} s")
 
 
+def launch(service: Service, env: Mapping[str, str]) -> None:
+    """Start (or restart) one service's process."""
+    service.process = subprocess.Popen(
+        service.command, cwd=PROJECT_ROOT, env={**env, **service.env}
+    )
+
+
 def start(all_services: list[Service], env: Mapping[str, str], timeout: float = 180) -> None:
     for service in all_services:
-        service.process = subprocess.Popen(service.command, cwd=PROJECT_ROOT, env=dict(env))
+        launch(service, env)
     for service in all_services:
         if service.health_url:
             wait_healthy(service.health_url, timeout, service.process)
+
+
+# A process that exits is started again, unless it exited this often within the window:
+# then something is wrong that restarting will not fix.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+
+
+def supervise(
+    all_services: list[Service],
+    env: Mapping[str, str],
+    *,
+    max_restarts: int = MAX_RESTARTS,
+    window: float = RESTART_WINDOW_SECONDS,
+    poll_seconds: float = 1.0,
+    until: Callable[[], bool] | None = None,
+) -> int:
+    """Restart whichever process exits; 1 when one keeps exiting, 0 once `until()`."""
+    while until is None or not until():
+        for service in all_services:
+            if service.process is None or service.process.poll() is None:
+                continue
+            now = time.monotonic()
+            service.restarts = [t for t in service.restarts if now - t < window]
+            code = service.process.returncode
+            if len(service.restarts) >= max_restarts:
+                print(
+                    f"{service.name} exited {max_restarts} times within {window:.0f} s "
+                    f"(last exit status {code}); stopping everything.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            print(f"{service.name} exited (status {code}); restarting it.", flush=True)
+            service.restarts.append(now)
+            launch(service, env)
+        time.sleep(poll_seconds)
+    return 0
 
 
 def stop(all_services: list[Service]) -> None:
@@ -308,10 +359,8 @@ def run() -> int:
             "Ctrl-C stops everything.\n",
             flush=True,
         )
-        while all(s.process and s.process.poll() is None for s in all_services):
-            time.sleep(1)
-        print("A process stopped; stopping the others.", file=sys.stderr)
-        return 1
+        # Supervised: a crashed process (say the action server) is started again.
+        return supervise(all_services, env)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -392,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv else "run"
     if command == "run":
         return run()
+    if command == "run-scale":
+        from bot.scale import run_scale
+
+        return run_scale()
     if command == "train":
         ensure_model(force="--force" in argv)
         return 0
@@ -406,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         print(ensure_model())
         return 0
     print(
-        "usage: python -m bot.launcher [run|train [--force]|shell|eval|test-stories|model-path]",
+        "usage: python -m bot.launcher "
+        "[run|run-scale|train [--force]|shell|eval|test-stories|model-path]",
         file=sys.stderr,
     )
     return 2

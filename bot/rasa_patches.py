@@ -7,6 +7,19 @@ machine, against 2.8 ms with a validator built once (benchmarks/README.md,
 "Tickets and locating"). The replacement validates against the same schema with
 the same errors; only the repeated schema check is gone.
 
+A second patch, for the server only (`install(abort_turn_on_action_failure=True)`):
+when the action server fails during a turn (killed, unreachable, or its database
+down), Rasa logs "Bot will continue, but the actions events are lost", carries on
+without the action's events and saves that tracker; the resident then reads a
+half-answer, or nothing, and a form may be left in a state no action put it in. With
+the patch the turn is abandoned instead (`ActionServerFailed`): nothing is saved,
+and the WeChat channel answers utter_busy ("系统忙，请稍后再发一次"), so the resident's
+next try starts from where the conversation really was. In the same spirit, the
+tracker store's failures are not papered over: Rasa's FailSafeTrackerStore would
+answer a failed read with an empty conversation and keep a failed write in this
+process's memory (so two servers would each hold another version of it); with the
+patch the turn fails instead, and the resident reads utter_busy.
+
 Installed by bot.rasa_server, the entry point the launcher starts Rasa with,
 before Rasa loads anything; `install()` is idempotent. The patch replaces a
 private method of one Rasa release: on any other release it is not installed
@@ -16,6 +29,7 @@ until the patch is checked against the new release and RASA_VERSION updated.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -25,16 +39,28 @@ logger = logging.getLogger(__name__)
 RASA_VERSION = "3.6.21"
 
 _installed = False
+_abort_installed = False
+
+# The custom actions that failed in the turn being processed (None: not in a turn).
+_failed_actions: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "failed_actions", default=None
+)
+
+
+class ActionServerFailed(Exception):
+    """A custom action failed during a turn: the turn is abandoned, nothing saved."""
 
 
 def installed() -> bool:
     return _installed
 
 
-def install() -> bool:
+def install(abort_turn_on_action_failure: bool = False) -> bool:
     """Install the patch into this process's Rasa; False when Rasa is another release."""
     global _installed
     if _installed:
+        if abort_turn_on_action_failure:
+            _install_abort()
         return True
     import rasa
     from jsonschema import ValidationError, validators
@@ -68,4 +94,77 @@ def install() -> bool:
 
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     _installed = True
+    if abort_turn_on_action_failure:
+        _install_abort()
     return True
+
+
+def _install_abort() -> None:
+    global _abort_installed
+    if _abort_installed:
+        return
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.core.processor import MessageProcessor
+
+    run_action = RemoteAction.run
+    prediction_loop = MessageProcessor._run_prediction_loop
+
+    async def run(self: RemoteAction, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await run_action(self, *args, **kwargs)
+        except ActionExecutionRejection:
+            raise  # a form rejecting a slot value is the dialogue, not a failure
+        except Exception:
+            failed = _failed_actions.get()
+            if failed is not None:
+                failed.append(self.name())
+            raise
+
+    async def _run_prediction_loop(self: MessageProcessor, *args: Any, **kwargs: Any) -> Any:
+        failed: list[str] = []
+        token = _failed_actions.set(failed)
+        try:
+            result = await prediction_loop(self, *args, **kwargs)
+        finally:
+            _failed_actions.reset(token)
+        if failed:
+            # before handle_message saves the tracker: the turn never happened
+            raise ActionServerFailed(f"custom actions failed: {', '.join(failed)}")
+        return result
+
+    RemoteAction.run = run  # type: ignore[method-assign]
+    MessageProcessor._run_prediction_loop = _run_prediction_loop  # type: ignore[method-assign]
+    _no_tracker_store_fallback()
+    _abort_installed = True
+
+
+class TrackerStoreFailed(Exception):
+    """The tracker store failed: the turn fails, no empty or in-memory stand-in."""
+
+
+def _no_tracker_store_fallback() -> None:
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    async def retrieve(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        try:
+            return await self._tracker_store.retrieve(sender_id)
+        except Exception as error:
+            raise TrackerStoreFailed(f"reading {sender_id}'s conversation: {error}") from error
+
+    async def retrieve_full_tracker(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        try:
+            return await self._tracker_store.retrieve_full_tracker(sender_id)
+        except Exception as error:
+            raise TrackerStoreFailed(f"reading {sender_id}'s conversation: {error}") from error
+
+    async def save(self: FailSafeTrackerStore, tracker: Any) -> None:
+        try:
+            await self._tracker_store.save(tracker)
+        except Exception as error:
+            raise TrackerStoreFailed(
+                f"saving {tracker.sender_id}'s conversation: {error}"
+            ) from error
+
+    FailSafeTrackerStore.retrieve = retrieve  # type: ignore[method-assign]
+    FailSafeTrackerStore.retrieve_full_tracker = retrieve_full_tracker  # type: ignore[method-assign]
+    FailSafeTrackerStore.save = save  # type: ignore[method-assign]

@@ -14,12 +14,16 @@ def main(argv: list[str] | None = None) -> None:
     from bot import rasa_patches
     from bot.privacy.masking import install_log_masking
 
-    rasa_patches.install()
+    args = sys.argv[1:] if argv is None else argv
+    # the server (not `rasa run actions`, `rasa shell`, `rasa test`): a turn whose
+    # action server call failed is abandoned, not saved half-done
+    serving = args[:1] == ["run"] and args[1:2] != ["actions"]
+    rasa_patches.install(abort_turn_on_action_failure=serving)
     # Rasa logs residents' messages at debug level: no phone or ID number in logs.
     install_log_masking()
     from rasa.__main__ import main as rasa_main
 
-    sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = ["rasa", *args]
     rasa_main()
 
 

@@ -146,6 +146,16 @@ class Settings:
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    # Shared state of several processes (bot/coordination): WeChat exchanges, login
+    # throttling, upload previews, the WeChat access token, the training lock.
+    # Unset: kept in each process (one process of each kind, `make run`). When set,
+    # REDIS_HOST/PORT/DB default to it, so Rasa's lock store uses the same Redis.
+    redis_url: str | None = None
+    # `make run-scale`: how many Rasa servers, action servers and web apps run
+    # behind HAProxy (on the ports above RASA_PORT, ACTIONS_PORT and WEB_PORT).
+    scale_rasa_servers: int = 2
+    scale_action_servers: int = 2
+    scale_web_apps: int = 2
     # Photos (bot.tickets.photos): the local folder that keeps them (shared by the
     # action server, which downloads residents' pictures from WeChat, and the web
     # app, which shows them) and the largest picture accepted, in bytes (WeChat's
@@ -285,9 +295,10 @@ def load_settings() -> Settings:
         nlu_data_dir=Path(_env("NLU_DATA_DIR") or PROJECT_ROOT / "data" / "nlu"),
         review_ingest_interval_seconds=float(_env("REVIEW_INGEST_INTERVAL_SECONDS", "10") or 10),
         rasa_endpoints=_env("RASA_ENDPOINTS", "endpoints.yml") or "endpoints.yml",
-        redis_host=_env("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
-        redis_port=_int_env("REDIS_PORT", 6379),
-        redis_db=_int_env("REDIS_DB", 0),
+        **_redis_settings(_env("REDIS_URL")),
+        scale_rasa_servers=_int_env("SCALE_RASA", 2),
+        scale_action_servers=_int_env("SCALE_ACTIONS", 2),
+        scale_web_apps=_int_env("SCALE_WEB", 2),
         photo_dir=Path(_env("PHOTO_DIR") or VAR_DIR / "photos"),
         photo_max_bytes=_int_env("PHOTO_MAX_BYTES", 10 * 1024 * 1024),
         wechat_template_ticket_update=_env("WECHAT_TEMPLATE_TICKET_UPDATE"),
@@ -307,6 +318,22 @@ def load_settings() -> Settings:
         ),
         open311_contact=_env("OPEN311_CONTACT", "") or "",
     )
+
+
+def _redis_settings(url: str | None) -> dict[str, object]:
+    """REDIS_URL and the lock store's REDIS_HOST/PORT/DB (defaulting to REDIS_URL's)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url) if url else None
+    host = (parsed.hostname if parsed else None) or "127.0.0.1"
+    port = (parsed.port if parsed else None) or 6379
+    db = ((parsed.path or "").lstrip("/") if parsed else "") or "0"
+    return {
+        "redis_url": url or None,
+        "redis_host": _env("REDIS_HOST", host) or host,
+        "redis_port": _int_env("REDIS_PORT", port),
+        "redis_db": _int_env("REDIS_DB", int(db) if db.isdigit() else 0),
+    }
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ from tests.fakes import FakeRobot, FakeWeChatApi, serve_on_loopback
 
 # The database fixtures (SQLite always, PostgreSQL with TEST_DATABASE_URL) of every
 # test of bot/ that needs the ticket database: tests/database.py.
-pytest_plugins = ["tests.database"]
+pytest_plugins = ["tests.database", "tests.shared_state"]
 
 SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
 

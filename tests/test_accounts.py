@@ -24,3 +24,15 @@ def test_throttle_counts_simultaneous_attempts() -> None:
     assert throttle.retry_after("p", "a") == 0
     now[0] += 901
     assert throttle.retry_after("x", "a") == 0
+
+
+def test_two_web_processes_count_failures_together(shared_state) -> None:
+    first = accounts.LoginThrottle(per_phone=3, per_address=100, state=shared_state)
+    second = accounts.LoginThrottle(per_phone=3, per_address=100, state=shared_state)
+    first.attempt("13800000001", "10.0.0.1")
+    second.attempt("13800000001", "10.0.0.2")
+    assert first.retry_after("13800000001", "10.0.0.3") == 0
+    first.attempt("13800000001", "10.0.0.1")
+    # the third failure, wherever it happened, locks the phone everywhere
+    assert second.retry_after("13800000001", "10.0.0.9") > 0
+    assert second.retry_after("13800000002", "10.0.0.9") == 0

@@ -50,6 +50,41 @@ def test_rasa_starts_with_the_deployed_model(tmp_path: Path, monkeypatch):
     assert launcher.serving_model(settings) == fallback
 
 
+def test_supervise_restarts_a_crashed_process(tmp_path) -> None:
+    """`make run`: a process that dies (say the action server) is started again."""
+    import sys
+
+    marker = tmp_path / "started"
+    # exits at its first start, stays up at its second
+    script = (
+        "import pathlib, sys, time\n"
+        f"m = pathlib.Path({str(marker)!r})\n"
+        "first = not m.exists()\n"
+        "m.write_text('x')\n"
+        "sys.exit(3) if first else time.sleep(30)\n"
+    )
+    service = launcher.Service("actions", [sys.executable, "-c", script], None)
+    launcher.launch(service, {})
+    polls = []
+    try:
+        code = launcher.supervise(
+            [service], {}, poll_seconds=0.2, until=lambda: len(polls.append(1) or polls) > 15
+        )
+        assert code == 0 and len(service.restarts) == 1
+        assert service.process is not None and service.process.poll() is None
+    finally:
+        launcher.stop([service])
+
+
+def test_supervise_gives_up_on_a_process_that_keeps_exiting() -> None:
+    import sys
+
+    service = launcher.Service("actions", [sys.executable, "-c", "raise SystemExit(1)"], None)
+    launcher.launch(service, {})
+    code = launcher.supervise([service], {}, max_restarts=2, poll_seconds=0.2)
+    assert code == 1 and len(service.restarts) == 2
+
+
 def test_make_run_says_which_mode_it_runs_in():
     from bot import simulator
 

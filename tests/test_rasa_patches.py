@@ -115,3 +115,81 @@ def test_another_rasa_release_is_left_as_it_ships(monkeypatch, caplog):
     assert rasa_patches.install() is False
     assert RemoteAction._validate_action_result is before
     assert "written for Rasa 3.6.21, not 3.7.0" in caplog.text
+
+
+async def test_a_turn_whose_action_server_failed_is_abandoned(monkeypatch):
+    """The server's patch: Rasa would carry on without the action's events and save
+    the tracker; the turn is abandoned instead (nothing saved, the channel says busy)."""
+    from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.core.processor import MessageProcessor
+
+    outcome: dict[str, object] = {}
+
+    async def prediction_loop(self, output_channel, tracker):
+        # what Rasa's own loop does with a failing action: log it and continue
+        action = RemoteAction("action_submit_report", EndpointConfig(outcome["url"]))
+        domain = Domain.empty()
+        try:
+            await action.run(output_channel, TemplatedNaturalLanguageGenerator({}), tracker, domain)
+        except ActionExecutionRejection:
+            outcome["rejected"] = True
+        except Exception:  # noqa: BLE001 - Rasa's "Bot will continue"
+            outcome["swallowed"] = True
+
+    monkeypatch.setattr(MessageProcessor, "_run_prediction_loop", prediction_loop)
+    monkeypatch.setattr(RemoteAction, "run", RemoteAction.run)
+    monkeypatch.setattr(rasa_patches, "_abort_installed", False)
+    assert rasa_patches.install(abort_turn_on_action_failure=True)
+    tracker = DialogueStateTracker("resident", [])
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"error": "database down"}, status=500)
+
+    async def rejecting(request: web.Request) -> web.Response:
+        return web.json_response({"action_name": "validate_report_form", "error": "x"}, status=400)
+
+    async def fine(request: web.Request) -> web.Response:
+        return web.json_response({"events": [], "responses": []})
+
+    routes = [("POST", "/broken", broken), ("POST", "/rejecting", rejecting), ("POST", "/ok", fine)]
+    async with serve_on_loopback(routes) as url:
+        for path in ("/ok", "/rejecting"):
+            outcome["url"] = url + path
+            await MessageProcessor._run_prediction_loop(None, CollectingOutputChannel(), tracker)
+        assert outcome == {"url": url + "/rejecting", "rejected": True}
+        for target in (url + "/broken", "http://127.0.0.1:9/webhook"):  # failing, unreachable
+            outcome["url"] = target
+            with pytest.raises(rasa_patches.ActionServerFailed, match="action_submit_report"):
+                await MessageProcessor._run_prediction_loop(
+                    None, CollectingOutputChannel(), tracker
+                )
+
+
+async def test_a_failing_tracker_store_fails_the_turn_instead_of_faking_it(monkeypatch):
+    """Rasa's FailSafeTrackerStore would read an empty conversation and save into this
+    process's memory; with the server's patch the failure reaches the turn."""
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+
+    for name in ("retrieve", "retrieve_full_tracker", "save"):
+        monkeypatch.setattr(FailSafeTrackerStore, name, getattr(FailSafeTrackerStore, name))
+    monkeypatch.setattr(RemoteAction, "run", RemoteAction.run)
+    monkeypatch.setattr(
+        MessageProcessor, "_run_prediction_loop", MessageProcessor._run_prediction_loop
+    )
+    monkeypatch.setattr(rasa_patches, "_abort_installed", False)
+    assert rasa_patches.install(abort_turn_on_action_failure=True)
+
+    class Down(InMemoryTrackerStore):
+        async def retrieve(self, sender_id):
+            raise ConnectionError("database down")
+
+        async def save(self, tracker):
+            raise ConnectionError("database down")
+
+    store = FailSafeTrackerStore(Down(Domain.empty()))
+    with pytest.raises(rasa_patches.TrackerStoreFailed, match="database down"):
+        await store.retrieve("resident")
+    with pytest.raises(rasa_patches.TrackerStoreFailed, match="database down"):
+        await store.save(DialogueStateTracker("resident", []))
+    assert await store.fallback_tracker_store.retrieve("resident") is None  # nothing faked

@@ -26,6 +26,8 @@ def redis_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_DB", (parsed.path or "/0").lstrip("/") or "0")
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook")
     monkeypatch.setenv("TRACKER_DATABASE_URL", "sqlite:///unused.db")
+    monkeypatch.setenv("MODEL_SERVER_URL", "http://127.0.0.1:8080/model-server/model.tar.gz")
+    monkeypatch.setenv("RASA_AUTH_TOKEN", "t")
 
 
 def test_two_servers_share_one_queue_per_resident(redis_env):

@@ -13,6 +13,7 @@ credentials.yml (every key optional):
       dedup_ttl_seconds: 60
       allow_intent_triggers: false  # true: residents' "/intent" texts reach Rasa as-is
       max_concurrent_turns: 4       # Rasa turns run at once; the others queue
+      max_queued_per_sender: 3      # one resident's turns waiting; beyond: "busy"
 
 A key missing or empty falls back to bot.settings (WECHAT_* environment variables);
 since Rasa refuses an unset ${VAR}, leaving keys out is the safe way. Routes:
@@ -48,8 +49,10 @@ from bot.channels.wechat_exchanges import (
     DEFAULT_TTL_SECONDS,
     Delivery,
     Exchange,
+    ExchangeKey,
     ExchangeStore,
     InMemoryExchangeStore,
+    SharedExchanges,
 )
 from bot.channels.wechat_protocol import (
     MAX_BODY_BYTES,
@@ -64,6 +67,7 @@ from bot.channels.wechat_protocol import (
     parse_message,
     render_bot_message,
 )
+from bot.coordination import SharedState, SharedStateUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,16 @@ DEFAULT_REPLY_DEADLINE_SECONDS = 4.0  # WeChat waits 5 s; leave room for the net
 # bounded, the loop stays responsive, and a message waiting for a slot gets `success`
 # in time and its answer is pushed later.
 DEFAULT_MAX_CONCURRENT_TURNS = 4
+# A retry on another server than the one processing its message polls the shared
+# state this often; the owner gives such a waiting retry this long to take the answer
+# before pushing it.
+REMOTE_POLL_SECONDS = 0.05
+# One resident's turns run one at a time here (Rasa's lock store orders them anyway),
+# waiting for their own turn before taking one of the shared slots: a flood from one
+# OpenID then holds at most one slot, never all of them. Beyond this many of theirs
+# waiting, a message is answered "busy" at once instead of queueing.
+DEFAULT_MAX_QUEUED_PER_SENDER = 3
+REMOTE_GRACE_SECONDS = 0.5
 
 # Intent triggers for input that is not text (the domain declares these intents).
 INTENT_VOICE_UNRECOGNISED = "voice_unrecognised"
@@ -122,6 +136,7 @@ class WeChatConfig:
     # compatible mode (both forms arrive while switching over).
     compat_mode: bool = False
     max_concurrent_turns: int = DEFAULT_MAX_CONCURRENT_TURNS  # 0: no bound
+    max_queued_per_sender: int = DEFAULT_MAX_QUEUED_PER_SENDER
     # menu button key -> what a click on it means (bot.channels.wechat_menu)
     menu_clicks: Mapping[str, str] = field(default_factory=dict)
 
@@ -167,8 +182,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("reply_deadline_seconds", "dedup_ttl_seconds"):
         if name in out:
             out[name] = float(out[name])
-    if "max_concurrent_turns" in out:
-        out["max_concurrent_turns"] = int(out["max_concurrent_turns"])
+    for name in ("max_concurrent_turns", "max_queued_per_sender"):
+        if name in out:
+            out[name] = int(out[name])
     for flag in ("allow_intent_triggers", "compat_mode"):
         if isinstance(out.get(flag), str):
             out[flag] = out[flag].strip().lower() in ("1", "true", "yes", "on")
@@ -285,11 +301,14 @@ class WeChatInput(InputChannel):
         credentials = credentials or {}
         known = set(WeChatConfig.__dataclass_fields__)
         overrides = {k: v for k, v in credentials.items() if k in known}
+        from bot.coordination import get_shared_state
         from bot.notify.outbox import pop_deferred_notices_from_store
 
         return cls(
             WeChatConfig.from_settings(**overrides),
             deferred_notices=pop_deferred_notices_from_store,
+            shared=get_shared_state(),
+            busy_text=domain_reply("utter_busy"),
         )
 
     def __init__(
@@ -299,9 +318,20 @@ class WeChatInput(InputChannel):
         api: WeChatApiClient | None = None,
         exchanges: ExchangeStore | None = None,
         deferred_notices: DeferredNotices | None = None,
+        shared: SharedState | None = None,
+        busy_text: str = "",
     ) -> None:
         self.config = config or WeChatConfig.from_settings()
         self.deferred_notices = deferred_notices
+        # What the resident reads when their message could not be processed (the
+        # domain's utter_busy): honest, instead of silence.
+        self.busy_text = busy_text
+        # Exchanges of every Rasa server (bot.coordination); None: this process only.
+        self.shared = (
+            SharedExchanges(shared, ttl_seconds=self.config.dedup_ttl_seconds)
+            if shared is not None
+            else None
+        )
         self.crypto: WXBizMsgCrypt | None = None
         if self.config.safe_mode:
             self.crypto = WXBizMsgCrypt(
@@ -311,7 +341,7 @@ class WeChatInput(InputChannel):
                 previous_aes_keys=self.config.previous_aes_keys,
             )
         self.api = api or WeChatApiClient(
-            self.config.appid, self.config.app_secret, self.config.api_base
+            self.config.appid, self.config.app_secret, self.config.api_base, shared=shared
         )
         self.exchanges = exchanges or InMemoryExchangeStore(
             ttl_seconds=self.config.dedup_ttl_seconds
@@ -319,6 +349,9 @@ class WeChatInput(InputChannel):
         # Strong references: the loop keeps only weak ones to tasks.
         self._background: set[asyncio.Future[Any]] = set()
         self._turn_slots: asyncio.Semaphore | None = None  # created in the running loop
+        # per resident: their turns in this process (running or waiting), and their lock
+        self._sender_turns: dict[str, int] = {}
+        self._sender_locks: dict[str, asyncio.Lock] = {}
 
     def get_output_channel(self) -> OutputChannel | None:
         return WeChatOutputChannel(self.api)
@@ -437,6 +470,13 @@ class WeChatInput(InputChannel):
             return ""
 
         key = (incoming.from_user, incoming.dedup_key)
+        while self.shared is not None and self.exchanges.get(key) is None:
+            if self._claim(key):
+                break  # this server processes it (no await since the local lookup)
+            remote = await self._await_remote(key, started)
+            if remote is not None:
+                return remote
+            # None: the server that had it is gone; the loop claims it here.
 
         def start() -> Exchange:
             user_message = UserMessage(
@@ -447,7 +487,7 @@ class WeChatInput(InputChannel):
                 message_id=incoming.dedup_key,
                 metadata=wechat_metadata(incoming, encrypted),
             )
-            task = asyncio.ensure_future(self._run(on_new_message, user_message))
+            task = asyncio.ensure_future(self._run_owned(key, on_new_message, user_message))
             return Exchange(key, task)
 
         exchange, created = self.exchanges.get_or_create(key, start)
@@ -476,19 +516,102 @@ class WeChatInput(InputChannel):
         # Still running: answer `success` now; _on_done pushes unless a retry is waiting.
         return ""
 
+    def _claim(self, key: ExchangeKey) -> bool:
+        assert self.shared is not None
+        try:
+            return self.shared.claim(key)
+        except SharedStateUnavailable as exc:
+            # Without the shared state each server dedups its own retries only.
+            logger.warning("wechat: shared exchanges unavailable (%s): processing here", exc)
+            return True
+
+    async def _await_remote(self, key: ExchangeKey, started: float) -> str | None:
+        """A retry of a message another server is processing: its answer, '' for
+        `success` (the deadline passed, or the answer is being pushed), or None when
+        no server holds the message any more (its owner died: process it here)."""
+        assert self.shared is not None
+        logger.info("wechat retry of %s from %s: processed by another server", key[1], key[0])
+        try:
+            self.shared.add_waiter(key, 1)
+        except SharedStateUnavailable:
+            return ""
+        try:
+            while True:
+                status, text = self.shared.answer(key)
+                if status == "missing":
+                    return None
+                if status == "done":
+                    if not text:
+                        return ""
+                    won = self.shared.claim_delivery(key, Delivery.PASSIVE)
+                    return text if won is Delivery.PASSIVE else ""
+                remaining = self.config.reply_deadline_seconds - (time.monotonic() - started)
+                if remaining <= 0:
+                    return ""
+                await asyncio.sleep(min(REMOTE_POLL_SECONDS, remaining))
+        except SharedStateUnavailable:
+            return ""
+        finally:
+            try:
+                self.shared.add_waiter(key, -1)
+            except SharedStateUnavailable:
+                pass
+
+    async def _run_owned(
+        self, key: ExchangeKey, on_new_message: OnNewMessage, message: UserMessage
+    ) -> str:
+        """`_run`, keeping this server's claim alive meanwhile and storing the answer."""
+        if self.shared is None:
+            return await self._run(on_new_message, message)
+        shared = self.shared
+        renewing = asyncio.ensure_future(self._keep_claim(shared, key))
+        try:
+            text = await self._run(on_new_message, message)
+        finally:
+            renewing.cancel()
+        try:
+            shared.finish(key, text)
+        except SharedStateUnavailable as exc:
+            logger.warning("wechat: answer of %s not shared (%s)", key[1], exc)
+        return text
+
+    @staticmethod
+    async def _keep_claim(shared: SharedExchanges, key: ExchangeKey) -> None:
+        while True:
+            await asyncio.sleep(shared.claim_ttl_seconds / 3)
+            try:
+                shared.renew(key)
+            except SharedStateUnavailable:
+                pass
+
     async def _run(self, on_new_message: OnNewMessage, message: UserMessage) -> str:
         collector = message.output_channel
+        sender = message.sender_id
+        turns = self._sender_turns.get(sender, 0)
+        if turns >= self.config.max_queued_per_sender:
+            logger.warning("wechat: %s sends faster than they are answered: busy", sender)
+            return self.busy_text
+        self._sender_turns[sender] = turns + 1
+        lock = self._sender_locks.setdefault(sender, asyncio.Lock())
         try:
-            if self.config.max_concurrent_turns > 0:
-                if self._turn_slots is None:
-                    self._turn_slots = asyncio.Semaphore(self.config.max_concurrent_turns)
-                async with self._turn_slots:
+            async with lock:
+                if self.config.max_concurrent_turns > 0:
+                    if self._turn_slots is None:
+                        self._turn_slots = asyncio.Semaphore(self.config.max_concurrent_turns)
+                    async with self._turn_slots:
+                        await on_new_message(message)
+                else:
                     await on_new_message(message)
-            else:
-                await on_new_message(message)
-        except Exception:  # noqa: BLE001 - a failed turn is logged, WeChat gets `success`
+        except Exception:  # noqa: BLE001 - a failed turn is logged; the resident is told
             logger.exception("wechat: processing message %s failed", message.message_id)
-            return ""
+            return self.busy_text
+        finally:
+            left = self._sender_turns.get(sender, 1) - 1
+            if left > 0:
+                self._sender_turns[sender] = left
+            else:
+                self._sender_turns.pop(sender, None)
+                self._sender_locks.pop(sender, None)
         messages = getattr(collector, "messages", [])
         notices = await self._take_deferred_notices(message.sender_id)
         return join_replies([*notices, *messages])
@@ -525,12 +648,22 @@ class WeChatInput(InputChannel):
         text = exchange.reply_text()
         if not text:
             return
-        task = asyncio.ensure_future(self._push(exchange.key[0], text))
+        task = asyncio.ensure_future(self._push(exchange.key, text))
         exchange.push_task = task
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _push(self, openid: str, text: str) -> None:
+    async def _push(self, key: ExchangeKey, text: str) -> None:
+        openid = key[0]
+        if self.shared is not None:
+            try:
+                if self.shared.waiters(key) > 0:
+                    # A retry waits on another server: let it reply passively.
+                    await asyncio.sleep(REMOTE_GRACE_SECONDS)
+                if self.shared.claim_delivery(key, Delivery.PUSH) is not Delivery.PUSH:
+                    return
+            except SharedStateUnavailable:
+                pass
         result = await self.api.send_text(openid, text)
         if result.ok:
             logger.info("wechat: late answer to %s sent through the customer-service API", openid)
@@ -542,6 +675,23 @@ class WeChatInput(InputChannel):
                 result.errcode,
                 result.errmsg,
             )
+
+
+def domain_reply(name: str, domain_path: str | None = None) -> str:
+    """The first text of response `name` in domain.yml ('' when missing)."""
+    import yaml
+
+    from bot.settings import PROJECT_ROOT
+
+    path = domain_path or str(PROJECT_ROOT / "domain.yml")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            domain = yaml.safe_load(handle) or {}
+        variants = (domain.get("responses") or {}).get(name) or []
+        return str(variants[0].get("text") or "") if variants else ""
+    except (OSError, yaml.YAMLError, AttributeError):
+        logger.exception("wechat: reply %s not read from %s", name, path)
+        return ""
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

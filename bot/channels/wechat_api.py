@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.coordination import SharedState, SharedStateUnavailable
+
 logger = logging.getLogger(__name__)
 
 # errcodes WeChat documents for these calls.
@@ -59,8 +61,19 @@ class WeChatApiError(Exception):
         self.errcode = errcode
 
 
+# One process refreshes the shared token; the others wait this long for it.
+SHARED_REFRESH_WAIT_SECONDS = 10.0
+SHARED_REFRESH_LOCK_SECONDS = 15.0
+
+
 class WeChatApiClient:
-    """Access-token cache plus `send_text`. One instance per account and process."""
+    """Access-token cache plus `send_text`. One instance per account and process.
+
+    With `shared` state (bot.coordination; Redis when several processes run) every
+    process uses one token: WeChat invalidates the previous token when a new one is
+    fetched, so processes fetching their own would keep revoking each other's. The
+    refresh is done by one process under a lock; the others wait for its result.
+    """
 
     def __init__(
         self,
@@ -71,7 +84,9 @@ class WeChatApiClient:
         timeout_seconds: float = 10.0,
         refresh_margin_seconds: float = DEFAULT_REFRESH_MARGIN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
     ) -> None:
+        self.shared = shared
         self.appid = appid
         self.app_secret = app_secret
         self.api_base = api_base.rstrip("/")
@@ -142,26 +157,67 @@ class WeChatApiClient:
                 return self._token  # type: ignore[return-value]
             if not self.configured:
                 raise WeChatApiError("appid / app secret not configured")
-            data = await self._json(
-                "GET",
-                f"{self.api_base}/cgi-bin/token",
-                params={
-                    "grant_type": "client_credential",
-                    "appid": self.appid or "",
-                    "secret": self.app_secret or "",
-                },
-            )
-            token = data.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise WeChatApiError(
-                    f"token request failed: {data.get('errcode')} {data.get('errmsg')}",
-                    errcode=_int_or_none(data.get("errcode")),
-                )
-            expires_in = _int_or_none(data.get("expires_in")) or 7200
-            self._token = token
-            self._expires_at = self._clock() + max(expires_in - self._margin, 0)
-            logger.info("wechat access token refreshed (expires in %s s)", expires_in)
+            if self.shared is not None:
+                try:
+                    return await self._shared_token(self.shared, stale_token)
+                except SharedStateUnavailable as exc:
+                    logger.warning("wechat access token: shared state unavailable (%s)", exc)
+            token, lifetime = await self._fetch_token()
+            self._keep(token, lifetime)
             return token
+
+    def _keep(self, token: str, lifetime: float) -> None:
+        self._token = token
+        self._expires_at = self._clock() + max(lifetime, 0)
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        """A new token from WeChat and the seconds it may be used (margin deducted)."""
+        data = await self._json(
+            "GET",
+            f"{self.api_base}/cgi-bin/token",
+            params={
+                "grant_type": "client_credential",
+                "appid": self.appid or "",
+                "secret": self.app_secret or "",
+            },
+        )
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WeChatApiError(
+                f"token request failed: {data.get('errcode')} {data.get('errmsg')}",
+                errcode=_int_or_none(data.get("errcode")),
+            )
+        expires_in = _int_or_none(data.get("expires_in")) or 7200
+        logger.info("wechat access token refreshed (expires in %s s)", expires_in)
+        return token, float(max(expires_in - self._margin, 0))
+
+    async def _shared_token(self, shared: SharedState, stale_token: str | None) -> str:
+        """The deployment's token: the stored one, or one fetched by one process."""
+        key, lock = f"wechat-token:{self.appid}", f"wechat-token-refresh:{self.appid}"
+        waited = 0.0
+        while True:
+            stored = _stored_token(shared.get(key), shared.now())
+            if stored is not None and stored[0] != stale_token:
+                self._keep(*stored)
+                return stored[0]
+            holder = shared.acquire(lock, SHARED_REFRESH_LOCK_SECONDS)
+            if holder is not None:
+                try:
+                    stored = _stored_token(shared.get(key), shared.now())
+                    if stored is not None and stored[0] != stale_token:
+                        token, lifetime = stored
+                    else:
+                        token, lifetime = await self._fetch_token()
+                        record = {"token": token, "expires_at": shared.now() + lifetime}
+                        shared.put(key, json.dumps(record), max(lifetime, 1.0))
+                finally:
+                    shared.release(lock, holder)
+                self._keep(token, lifetime)
+                return token
+            if waited >= SHARED_REFRESH_WAIT_SECONDS:
+                raise WeChatApiError("another process is refreshing the token: timed out")
+            await asyncio.sleep(0.05)
+            waited += 0.05
 
     async def post_json(self, path: str, body: bytes) -> dict[str, Any]:
         """POST `body` (JSON) to `path` of the API with the access token (refreshed once
@@ -323,6 +379,18 @@ def _status_for(errcode: int) -> SendStatus:
     if errcode == ERR_QUOTA:
         return SendStatus.QUOTA_EXCEEDED
     return SendStatus.FAILED
+
+
+def _stored_token(raw: str | None, now: float) -> tuple[str, float] | None:
+    """(token, seconds left) of the shared record, None when missing or unusable."""
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+        token, left = str(record["token"]), float(record["expires_at"]) - now
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (token, left) if token and left > 0 else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -9,11 +9,13 @@ wait on that task and decide together who delivers the answer:
 * PUSH: nobody was waiting, so the answer goes out once through the customer-service
   API, and later retries get `success`.
 
-The in-memory store only works within one Rasa process. With several Rasa instances
-behind a load balancer, a retry can land on another instance: an implementation of
-`ExchangeStore` backed by Redis would then claim the key with SET NX EX, keep the
-decision and the answer text in the same key, and let a retry on another instance
-poll it instead of awaiting a local task.
+The in-memory store holds this process's exchanges. Several Rasa servers behind a
+load balancer agree through `SharedExchanges` (bot.coordination: Redis when
+REDIS_URL is set): the first server to see a message claims it, keeps the claim
+alive while Rasa works and then stores the answer; a retry reaching another server
+waits for that answer instead of calling Rasa again. Who delivers is claimed once:
+a retry waiting elsewhere claims the passive reply, else the owner claims the push.
+An owner that dies stops renewing its claim; the next retry then takes over.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
+import json
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from bot.coordination import SharedState
 
 ExchangeKey = tuple[str, str]  # (sender OpenID, dedup key)
 
@@ -134,3 +140,79 @@ class InMemoryExchangeStore(ExchangeStore):
             if not exchange.expired(now, self.ttl_seconds):
                 break
             del self._entries[key]
+
+
+# A running claim lives this long unless renewed; the owner renews it every third of
+# it. A dead owner's message is taken over by the retry after this at the latest.
+CLAIM_TTL_SECONDS = 8.0
+_RUNNING = "running:"
+
+
+class SharedExchanges:
+    """The exchanges of every Rasa server, in shared state (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: SharedState,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        claim_ttl_seconds: float = CLAIM_TTL_SECONDS,
+        instance: str | None = None,
+    ) -> None:
+        self.state = state
+        self.ttl_seconds = ttl_seconds
+        self.claim_ttl_seconds = claim_ttl_seconds
+        self.instance = instance or secrets.token_hex(6)
+
+    @staticmethod
+    def _name(key: ExchangeKey) -> str:
+        return f"{key[0]}:{key[1]}"
+
+    def claim(self, key: ExchangeKey) -> bool:
+        """True for the one server that processes this message."""
+        return self.state.claim(
+            f"wechat-exchange:{self._name(key)}",
+            _RUNNING + self.instance,
+            self.claim_ttl_seconds,
+        )
+
+    def renew(self, key: ExchangeKey) -> bool:
+        """Keep this server's claim alive while Rasa works."""
+        running = _RUNNING + self.instance
+        return self.state.replace(
+            f"wechat-exchange:{self._name(key)}", running, running, self.claim_ttl_seconds
+        )
+
+    def finish(self, key: ExchangeKey, text: str) -> None:
+        """Store the answer for retries reaching any server."""
+        self.state.put(
+            f"wechat-exchange:{self._name(key)}",
+            json.dumps({"text": text}, ensure_ascii=False),
+            self.ttl_seconds,
+        )
+
+    def answer(self, key: ExchangeKey) -> tuple[str, str]:
+        """("done", text), ("running", "") or ("missing", ""): nobody holds it."""
+        raw = self.state.get(f"wechat-exchange:{self._name(key)}")
+        if raw is None:
+            return "missing", ""
+        if raw.startswith(_RUNNING):
+            return "running", ""
+        try:
+            return "done", str(json.loads(raw).get("text") or "")
+        except (ValueError, AttributeError):
+            return "done", ""
+
+    def claim_delivery(self, key: ExchangeKey, how: Delivery) -> Delivery:
+        """Claim who delivers the answer; the delivery that won (first claim wins)."""
+        name = f"wechat-delivery:{self._name(key)}"
+        if self.state.claim(name, how.value, self.ttl_seconds):
+            return how
+        current = self.state.get(name)
+        return Delivery(current) if current in (d.value for d in Delivery) else how
+
+    def add_waiter(self, key: ExchangeKey, amount: int) -> int:
+        """Count retries waiting on other servers (the owner then lets them reply)."""
+        return self.state.incr(f"wechat-waiters:{self._name(key)}", amount, self.ttl_seconds)
+
+    def waiters(self, key: ExchangeKey) -> int:
+        return int(self.state.get(f"wechat-waiters:{self._name(key)}") or 0)

@@ -398,15 +398,19 @@ async def deliver_due(
 async def run_sender(app: web.Application, stop: asyncio.Event | None = None) -> None:
     """Deliver due notifications every `notify_interval_seconds` until `stop` is set
     (the round in progress is finished first) or the task is cancelled."""
-    from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS
+    from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS, SHARED_STATE
 
     settings: Settings = app[SETTINGS]
     log = app.get(CONVERSATION_LOG)
     last_message_at = log.last_message_at if log is not None else None
     interval = settings.notify_interval_seconds
     stop = stop or asyncio.Event()
+    # The token is the deployment's (shared with the Rasa servers' channel).
     wechat = WeChatApiClient(
-        settings.wechat_appid, settings.wechat_app_secret, settings.wechat_api_base
+        settings.wechat_appid,
+        settings.wechat_app_secret,
+        settings.wechat_api_base,
+        shared=app.get(SHARED_STATE),
     )
     try:
         while not stop.is_set():

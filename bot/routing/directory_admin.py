@@ -3,18 +3,17 @@
 An upload is checked and imported exactly like ``python -m bot grids import``
 (bot.routing.directory: size limit, no YAML anchors/aliases, every problem
 listed, nothing written unless the whole file is valid). Uploading only
-previews: the file is kept in this process's memory (`PendingUploads`) under a
-random id, bound to the admin who uploaded it, for `PENDING_TTL` seconds;
+previews: the file is kept in the shared state (`PendingUploads`; in-process, or
+Redis with several web processes) under a random id, bound to the admin who
+uploaded it, for `PENDING_TTL` seconds;
 "apply" imports that very file, and only if the directory has not changed since
-the preview (its revision), so what was previewed is what happens. A single web
-process is assumed; with several, an apply reaching another process is told to
-upload again, nothing worse.
+the preview (its revision), so what was previewed is what happens.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from bot.coordination import InProcessState, SharedState
 from bot.routing.directory import (
     Change,
     DirectoryError,
@@ -36,7 +36,6 @@ from bot.store.models import Community, Grid, GridBuilding
 
 MAX_UPLOAD = 512 * 1024
 PENDING_TTL = 30 * 60
-MAX_PENDING = 20
 
 # -- what is loaded ------------------------------------------------------------------
 
@@ -198,49 +197,65 @@ class PendingUpload:
 
 
 class PendingUploads:
-    """Previewed uploads waiting for "apply", in memory, short-lived."""
+    """Previewed uploads waiting for "apply", short-lived, one per admin.
+
+    Kept in the shared state (bot.coordination), so an apply reaching another
+    web process finds the upload its admin previewed.
+    """
 
     def __init__(
         self,
         ttl: float = PENDING_TTL,
-        max_items: int = MAX_PENDING,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        state: SharedState | None = None,
     ) -> None:
         self.ttl = ttl
-        self.max_items = max_items
-        self.clock = clock
-        self._items: dict[str, PendingUpload] = {}
-        self._lock = threading.Lock()
+        self.state = state if state is not None else InProcessState(clock=clock)
 
-    def _expire(self) -> None:
-        cutoff = self.clock() - self.ttl
-        for key in [k for k, v in self._items.items() if v.created <= cutoff]:
-            del self._items[key]
+    @staticmethod
+    def _key(upload_id: str) -> str:
+        return f"directory-upload:{upload_id}"
 
     def add(self, worker_id: int, filename: str, text: str, revision: int) -> str:
-        with self._lock:
-            self._expire()
-            # One pending upload per admin: a new preview replaces the old one.
-            for key in [k for k, v in self._items.items() if v.worker_id == worker_id]:
-                del self._items[key]
-            while len(self._items) >= self.max_items:
-                del self._items[next(iter(self._items))]  # the oldest
-            upload_id = secrets.token_urlsafe(18)
-            self._items[upload_id] = PendingUpload(
-                upload_id, worker_id, filename, text, revision, self.clock()
-            )
-            return upload_id
+        # One pending upload per admin: a new preview replaces the old one.
+        latest_key = f"directory-upload-of:{worker_id}"
+        previous = self.state.get(latest_key)
+        if previous:
+            self.state.delete(self._key(previous))
+        upload_id = secrets.token_urlsafe(18)
+        record = {
+            "worker_id": worker_id,
+            "filename": filename,
+            "text": text,
+            "revision": revision,
+            "created": self.state.now(),
+        }
+        self.state.put(self._key(upload_id), json.dumps(record, ensure_ascii=False), self.ttl)
+        self.state.put(latest_key, upload_id, self.ttl)
+        return upload_id
 
     def get(self, upload_id: str, worker_id: int) -> PendingUpload | None:
         """The upload, if it exists, has not expired and is this admin's."""
-        with self._lock:
-            self._expire()
-            item = self._items.get(upload_id)
-            return item if item is not None and item.worker_id == worker_id else None
+        if not upload_id:
+            return None
+        raw = self.state.get(self._key(upload_id))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        if record.get("worker_id") != worker_id:
+            return None
+        return PendingUpload(
+            upload_id,
+            worker_id,
+            record["filename"],
+            record["text"],
+            record["revision"],
+            record["created"],
+        )
 
     def discard(self, upload_id: str) -> None:
-        with self._lock:
-            self._items.pop(upload_id, None)
+        if upload_id:
+            self.state.delete(self._key(upload_id))
 
 
 # -- showing changes -------------------------------------------------------------------

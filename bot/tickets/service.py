@@ -159,6 +159,29 @@ def _by_message(session: Session, sender_id: str, message_id: str) -> Ticket | N
     ).scalar_one_or_none()
 
 
+# A report is opened once: confirming it again (after the turn that opened it was
+# lost to a crash or a database outage, so the conversation still asks) finds it
+# within this window by its report key.
+REPORT_KEY_WINDOW = timedelta(days=1)
+
+
+def _by_report(session: Session, sender_id: str, report_key: str, now: datetime) -> Ticket | None:
+    created = session.execute(
+        select(TicketEvent)
+        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+        .where(
+            Ticket.sender_id == sender_id,
+            Ticket.created_at >= now - REPORT_KEY_WINDOW,
+            TicketEvent.type == "created",
+        )
+        .order_by(TicketEvent.id)
+    ).scalars()
+    for event in created:
+        if (event.data or {}).get("report_key") == report_key:
+            return event.ticket
+    return None
+
+
 def _category(code: str, taxonomy: Taxonomy | None) -> Category:
     category = (taxonomy or get_taxonomy()).by_code(code)
     if category is None:
@@ -192,22 +215,30 @@ def open_ticket(
     actor: str = "resident",
     now: datetime | None = None,
     taxonomy: Taxonomy | None = None,
+    report_key: str | None = None,
 ) -> Ticket:
     """Open a ticket for a resident's message, exactly once per (sender, message).
 
     A repeated (sender_id, message_id) returns the ticket opened the first
     time, also when two deliveries race (the unique constraint decides, the
-    loser rolls back its savepoint and reads the winner's ticket).
+    loser rolls back its savepoint and reads the winner's ticket). So does a
+    repeated `report_key` (the message that started the report) from the same
+    sender: the same report confirmed again by a later message.
     """
     _check_id("sender_id", sender_id)
     _check_id("message_id", message_id, required=False)
+    _check_id("report_key", report_key, required=False)
     category = _category(category_code, taxonomy)
     if message_id:
         existing = _by_message(session, sender_id, message_id)
         if existing is not None:
             return existing
-
     now = aware(now)
+    if report_key:
+        existing = _by_report(session, sender_id, report_key, now)
+        if existing is not None:
+            return existing
+
     located = location or Located()
     route = get_locator(session).route(category, located)
     try:
@@ -243,7 +274,12 @@ def open_ticket(
                 ticket,
                 "created",
                 actor=actor,
-                data={"category": category.code, "channel": channel, "message_id": message_id},
+                data={
+                    "category": category.code,
+                    "channel": channel,
+                    "message_id": message_id,
+                    **({"report_key": report_key} if report_key else {}),
+                },
                 now=now,
             )
             if route.community is not None:

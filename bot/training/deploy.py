@@ -219,3 +219,18 @@ def rollback(registry: Registry, api: RasaApi, *, by: str, reason: str | None = 
     if target is None:
         raise DeployError("没有可以回滚到的上一个模型")
     return deploy(registry, api, target[0], by=by, override_reason=reason, rollback=True)
+
+
+def model_to_serve(settings: Settings) -> tuple[str, Path] | None:
+    """The model every Rasa server should run: the one last deployed, else the
+    model of the current training inputs (if trained). What the model server
+    (GET /model-server/model.tar.gz) hands out; None when there is none."""
+    from bot.training.train import training_fingerprint
+
+    registry = Registry.from_settings(settings)
+    deployed = registry.deployed()
+    if deployed is not None:
+        return deployed
+    name = f"model-{training_fingerprint()}"
+    path = registry.model_path(name)
+    return (name, path) if path.exists() else None

@@ -14,6 +14,12 @@ model's sidecar and, when asked, deploys it through the guard. Its state is
 `jobs/<id>.json`, rewritten at most about once a second; the page and the CLI
 poll it. A job that says it is running while nobody holds the lock died: it is
 reported as failed. A failed job never touches the serving model.
+
+With REDIS_URL (web apps on several machines, the registry on a shared volume)
+the file lock only covers one machine, so the starter also claims the shared
+lock `training` (bot.coordination) for the job's id, and the runner keeps it
+alive while it works: a second start anywhere finds it and gets the running job.
+A runner that dies stops renewing it, and it frees within SHARED_LOCK_SECONDS.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from bot.coordination import SharedState, SharedStateUnavailable, get_shared_state
 from bot.settings import PROJECT_ROOT, Settings
 from bot.training.evaluation import Scores, evaluate_in_subprocess, load_holdout
 from bot.training.guard import check
@@ -212,6 +220,27 @@ def write_job(registry: Registry, job: Job) -> None:
     write_json_atomic(job_path(registry, job.id), job.to_dict())
 
 
+SHARED_LOCK = "lock:training"  # holds the running job's id
+SHARED_LOCK_SECONDS = 30.0
+
+
+def _shared_state() -> SharedState | None:
+    """The deployment's shared state when REDIS_URL is set (several machines)."""
+    from bot.settings import get_settings
+
+    return get_shared_state() if get_settings().redis_url else None
+
+
+def _shared_holder() -> str | None:
+    shared = _shared_state()
+    if shared is None:
+        return None
+    try:
+        return shared.get(SHARED_LOCK)
+    except SharedStateUnavailable:
+        return None
+
+
 def _lock_is_free(registry: Registry) -> bool:
     registry.state_dir.mkdir(parents=True, exist_ok=True)
     with open(registry.training_lock_file, "a+") as handle:
@@ -220,7 +249,30 @@ def _lock_is_free(registry: Registry) -> bool:
         except BlockingIOError:
             return False
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return True
+    # a job may run on another machine
+    return _shared_holder() is None
+
+
+def keep_shared_lock(job_id: str, stop: threading.Event) -> threading.Thread | None:
+    """The runner: renew the shared lock until `stop`, then free it (None: no Redis)."""
+    shared = _shared_state()
+    if shared is None:
+        return None
+
+    def renew() -> None:
+        while not stop.wait(SHARED_LOCK_SECONDS / 3):
+            try:
+                shared.replace(SHARED_LOCK, job_id, job_id, SHARED_LOCK_SECONDS)
+            except SharedStateUnavailable:
+                pass
+        try:
+            shared.delete(SHARED_LOCK, expected=job_id)
+        except SharedStateUnavailable:
+            pass
+
+    thread = threading.Thread(target=renew, name="training-lock", daemon=True)
+    thread.start()
+    return thread
 
 
 def read_job(registry: Registry, job_id: str, *, check_alive: bool = True) -> Job | None:
@@ -267,7 +319,9 @@ def _holder_id(registry: Registry) -> str | None:
     try:
         text = registry.training_lock_file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        return None
+        text = ""
+    if not JOB_ID_RE.match(text):
+        text = _shared_holder() or ""  # a job on another machine
     return text if JOB_ID_RE.match(text) else None
 
 
@@ -333,6 +387,8 @@ def start_job(
         if time.monotonic() > deadline:
             raise JobError("另一个训练任务正在启动或结束，请稍后再试")
         time.sleep(0.05)
+    shared = _shared_state()
+    claimed = False
     try:
         job = Job(
             id=new_job_id(),
@@ -340,6 +396,18 @@ def start_job(
             options=(options or JobOptions()).to_dict(),
             created_at=utc_now_iso("milliseconds"),
         )
+        if shared is not None:
+            try:
+                claimed = shared.claim(SHARED_LOCK, job.id, SHARED_LOCK_SECONDS)
+            except SharedStateUnavailable:
+                claimed = False  # one machine's file lock is all there is now
+            else:
+                if not claimed:
+                    holder = shared.get(SHARED_LOCK)
+                    other = read_job(registry, holder, check_alive=False) if holder else None
+                    if other is not None and not other.finished:
+                        return StartResult(other, started=False)
+                    raise JobError("另一个训练任务正在启动或结束，请稍后再试")
         os.ftruncate(fd, 0)
         os.pwrite(fd, job.id.encode("ascii"), 0)
         write_job(registry, job)
@@ -370,6 +438,8 @@ def start_job(
     except BaseException:
         # nothing started: free the lock for the next request
         os.ftruncate(fd, 0)
+        if claimed and shared is not None:
+            shared.delete(SHARED_LOCK, expected=job.id)
         raise
     finally:
         os.close(fd)  # the runner holds its inherited copy (and with it the lock)
@@ -727,7 +797,14 @@ def run_job(registry: Registry, settings: Settings, job_id: str) -> Job:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    _Runner(registry, settings, job).run()
+    done = threading.Event()
+    keeper = keep_shared_lock(job.id, done)
+    try:
+        _Runner(registry, settings, job).run()
+    finally:
+        done.set()
+        if keeper is not None:
+            keeper.join(timeout=5)
     return job
 
 

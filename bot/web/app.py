@@ -12,11 +12,12 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 
 from bot.conversation_log import ConversationLog
+from bot.coordination import SharedState, shared_state_for_url
 from bot.notify.sender import sender_ctx
 from bot.settings import Settings, get_settings
 from bot.store.db import make_engine
 from bot.web.auth import setup_auth
-from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS
+from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS, SHARED_STATE
 from bot.web.routes import setup_routes
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -50,11 +51,16 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings | None = None, *, engine: Engine | None = None
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    shared_state: SharedState | None = None,
 ) -> web.Application:
-    """Build the web app. `engine` lets tests share a database they prepared."""
+    """Build the web app. `engine` lets tests share a database they prepared,
+    `shared_state` the state of several simulated processes."""
     app = web.Application(client_max_size=MAX_BODY)
     app[SETTINGS] = settings or get_settings()
+    app[SHARED_STATE] = shared_state or shared_state_for_url(app[SETTINGS].redis_url)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),

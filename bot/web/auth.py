@@ -31,7 +31,7 @@ from bot import accounts
 from bot.accounts import CurrentWorker, LoginThrottle
 from bot.store.models import utcnow
 from bot.web.db import run_db
-from bot.web.keys import SETTINGS
+from bot.web.keys import SETTINGS, SHARED_STATE
 
 SESSION_COOKIE = "nb_session"
 CSRF_COOKIE = "nb_csrf"
@@ -227,7 +227,7 @@ def login_required(
     return decorate(handler) if handler is not None else decorate
 
 
-# Failed logins of this process (bot.accounts.LoginThrottle).
+# Failed logins, counted in the shared state (bot.accounts.LoginThrottle).
 THROTTLE = web.AppKey("auth.throttle", LoginThrottle)
 
 
@@ -291,7 +291,7 @@ def _csrf_field_global(context: jinja2.runtime.Context) -> Markup:
 def setup_auth(app: web.Application) -> None:
     """Register sessions, CSRF and the first admin on `app` (call after the
     database resource is on app.cleanup_ctx)."""
-    app[THROTTLE] = LoginThrottle()
+    app[THROTTLE] = LoginThrottle(state=app[SHARED_STATE])
     app.middlewares.append(_auth_middleware)
     app.cleanup_ctx.append(_first_admin_ctx)
     env = aiohttp_jinja2.get_env(app)

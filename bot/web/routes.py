@@ -14,7 +14,7 @@ from bot.web.views import admin_directory as directory_views
 from bot.web.views import admin_people as people_views
 from bot.web.views import auth as auth_views
 from bot.web.views import consultations as consultation_views
-from bot.web.views import health
+from bot.web.views import health, model_server
 from bot.web.views import mine as mine_views
 from bot.web.views import models as models_views
 from bot.web.views import open311 as open311_views
@@ -28,6 +28,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_static("/static/", STATIC_DIR, name="static")
+    # the model server of the Rasa servers (endpoints.scale.yml), with RASA_AUTH_TOKEN
+    app.router.add_get(
+        "/model-server/model.tar.gz", model_server.current_model, name="model_server"
+    )
 
     # resident simulator: a development tool (WeChat-like chat against the real
     # webhook, plus a stand-in of WeChat's customer-service API); production

@@ -338,3 +338,20 @@ def test_a_no_to_where_drops_the_report_instead_of_counting_as_an_address(demo_d
         make_tracker("算了 不用了", intent="deny", slots={"requested_slot": "address"})
     )
     assert "address" not in slots and "address_attempts" not in slots
+
+
+def test_a_report_confirmed_again_by_another_message_opens_one_ticket(demo_database):
+    """Its first confirmation's turn was lost (the tracker not saved): the resident,
+    asked again, confirms with a new message; the report is still one ticket."""
+    started = [
+        {"event": "user", "text": "暖气不热", "message_id": "MSG-START"},
+        {"event": "action", "name": "action_start_report"},
+    ]
+    first = make_tracker(
+        "是", intent="affirm", slots=confirmed_slots(), message_id="MSG-YES-1", events=started
+    )
+    again = make_tracker(
+        "是的", intent="affirm", slots=confirmed_slots(), message_id="MSG-YES-2", events=started
+    )
+    numbers = [run(ActionSubmitReport(), t)[0].messages[0]["ticket_number"] for t in (first, again)]
+    assert numbers[0] == numbers[1] and len(tickets(demo_database)) == 1

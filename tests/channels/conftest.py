@@ -24,10 +24,12 @@ from bot.channels.wechat import WeChatConfig, WeChatInput
 from bot.channels.wechat_crypto import WXBizMsgCrypt, compute_signature
 from bot.channels.wechat_protocol import new_nonce
 from bot.channels.wechat_sender import DEFAULT_ACCOUNT, build_incoming_xml, sign_request
+from bot.coordination import SharedState
 
 TOKEN = "test-token"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 USER = "oTestUser0000000000000000001"
+BUSY = "系统忙，请稍后再发一次。"
 
 Sanic.test_mode = True  # several apps per process
 
@@ -110,11 +112,18 @@ async def wechat_server() -> AsyncIterator[ServerFactory]:
     """Factory: `await wechat_server(rasa=FakeRasa(...), **config)` -> a running server."""
     started: list[tuple[Any, Any, aiohttp.ClientSession]] = []
 
-    async def start(rasa: FakeRasa | None = None, **config: Any) -> WeChatServer:
+    async def start(
+        rasa: FakeRasa | None = None,
+        *,
+        shared: SharedState | None = None,
+        busy_text: str = BUSY,
+        **config: Any,
+    ) -> WeChatServer:
+        """`shared`: the state several servers share (bot.coordination)."""
         rasa = rasa or FakeRasa()
         config.setdefault("token", TOKEN)
         config.setdefault("api_base", "http://127.0.0.1:9")  # nothing there unless given
-        channel = WeChatInput(WeChatConfig(**config))
+        channel = WeChatInput(WeChatConfig(**config), shared=shared, busy_text=busy_text)
         app = Sanic(f"wechat_test_{uuid.uuid4().hex}")
         # Mounted by Rasa's own `register`, whose handler calls agent.handle_message.
         app.ctx.agent = SimpleNamespace(handle_message=rasa)

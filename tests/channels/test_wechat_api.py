@@ -159,6 +159,26 @@ async def test_non_json_answer_is_a_failure() -> None:
     assert json.dumps(result.errmsg)  # a readable reason, no exception
 
 
+async def test_processes_share_one_token_fetched_once(
+    fake_wechat_api: FakeWeChatApi, shared_state
+) -> None:
+    processes = [client(fake_wechat_api, shared=shared_state) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(api.send_text(f"o{i}", "hi") for i, api in enumerate(processes * 3))
+        )
+        assert all(r.ok for r in results)
+        assert len(fake_wechat_api.token_requests) == 1
+        # WeChat rejects it (revoked): one process refreshes, the others take its token
+        fake_wechat_api.current_token = "REVOKED"
+        again = await asyncio.gather(*(api.send_text("oX", "again") for api in processes))
+    finally:
+        for api in processes:
+            await api.close()
+    assert all(r.ok for r in again)
+    assert len(fake_wechat_api.token_requests) == 2
+
+
 # -- temporary media (a resident's image message) ------------------------------------
 
 

@@ -246,3 +246,17 @@ def test_transfer_to_another_grid(demo_session) -> None:
     assert ticket.events[-1].data["from_grid"] == "HPXC-01"
     with pytest.raises(ValueError):
         transfer(s, ticket, "NOPE-99", "worker:1")
+
+
+def test_the_same_report_confirmed_again_opens_one_ticket(session) -> None:
+    """The turn that opened it was lost (crash, database down): the conversation was
+    not saved, asks again, and the resident's next "是" is another message."""
+    first = new_ticket(session, message_id="msg-yes-1", report_key="report:msg-start")
+    session.commit()
+    again = new_ticket(session, message_id="msg-yes-2", report_key="report:msg-start")
+    session.commit()
+    assert again.id == first.id
+    # a new report (another start message) of the same sender is a new ticket
+    other = new_ticket(session, message_id="msg-yes-3", report_key="report:msg-start-2")
+    session.commit()
+    assert other.id != first.id and _count(session, Ticket) == 2

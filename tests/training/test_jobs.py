@@ -239,3 +239,40 @@ def test_a_wrong_rasa_token_fails_the_job_before_training(registry, training_set
     job = run(registry, settings, fake_options(0.9, sleep=30, auto_deploy=True))
     assert job.status == "failed" and "令牌" in job.error
     assert job.training_seconds is None and model_files(registry) == [f"{CURRENT}.tar.gz"]
+
+
+def test_a_job_running_on_another_machine_is_found_through_the_shared_lock(
+    registry, training_settings, shared_state, monkeypatch
+):
+    """REDIS_URL: web apps on several machines share the registry (a volume) but not
+    their file locks; the shared lock `training` says a job runs elsewhere."""
+    monkeypatch.setattr(jobs, "_shared_state", lambda: shared_state)
+    registry.jobs_dir.mkdir(parents=True, exist_ok=True)
+    elsewhere = jobs.Job(
+        id=jobs.new_job_id(), requested_by="other machine", created_at="2026-12-06T00:00:00Z"
+    )
+    elsewhere.status = "training"
+    jobs.write_job(registry, elsewhere)
+    assert shared_state.claim(jobs.SHARED_LOCK, elsewhere.id, 30)
+
+    result = start_job(registry, training_settings, requested_by="x", options=fake_options())
+    assert not result.started and result.job.id == elsewhere.id
+    assert jobs.running_job(registry).id == elsewhere.id
+    assert jobs.read_job(registry, elsewhere.id).status == "training"  # alive elsewhere
+    # that runner died: its lock expired, and the job reads as failed
+    shared_state.delete(jobs.SHARED_LOCK)
+    assert jobs.read_job(registry, elsewhere.id).status == "failed"
+    assert jobs.running_job(registry) is None
+
+
+def test_the_runner_keeps_the_shared_lock_and_frees_it(shared_state, monkeypatch):
+    monkeypatch.setattr(jobs, "_shared_state", lambda: shared_state)
+    monkeypatch.setattr(jobs, "SHARED_LOCK_SECONDS", 0.6)
+    assert shared_state.claim(jobs.SHARED_LOCK, "job-1", 0.6)
+    stop = threading.Event()
+    keeper = jobs.keep_shared_lock("job-1", stop)
+    time.sleep(1.5)  # renewed meanwhile, or it would have expired
+    assert shared_state.get(jobs.SHARED_LOCK) == "job-1"
+    stop.set()
+    keeper.join(timeout=5)
+    assert shared_state.get(jobs.SHARED_LOCK) is None

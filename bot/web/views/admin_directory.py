@@ -18,6 +18,7 @@ from bot.routing.directory_admin import (
     preview_upload,
 )
 from bot.web.db import run_db
+from bot.web.keys import SHARED_STATE
 from bot.web.views.admin import admin_only, render
 
 PENDING = web.AppKey("admin.pending_directory", PendingUploads)
@@ -28,7 +29,7 @@ DONE_MESSAGES = {"cancelled": "已放弃这次上传，网格目录未做修改�
 
 
 def setup(app: web.Application) -> None:
-    app[PENDING] = PendingUploads()
+    app[PENDING] = PendingUploads(state=app[SHARED_STATE])
 
 
 async def _directory_page(

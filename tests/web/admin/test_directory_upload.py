@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot.coordination import SharedState
 from bot.routing import directory_admin
 from bot.routing.directory import apply_directory, directory_revision, parse_directory
 from bot.routing.directory_admin import PendingUploads, read_upload
@@ -21,6 +22,13 @@ from bot.store.db import session_scope
 from bot.store.models import Community, Grid, GridBuilding, Ticket, Worker
 from bot.web.views.admin_directory import PENDING
 from tests.web.conftest import ADMIN_PASSWORD, DEMO_FILE, WebClient, add_ticket
+
+
+def stored_uploads(app: web.Application) -> list[str]:
+    """Previews held in the app's (in-process) shared state."""
+    state = app[PENDING].state
+    return [key for key in state._items if key.startswith("directory-upload:")]  # type: ignore[attr-defined]
+
 
 DEMO = DEMO_FILE.read_text(encoding="utf-8")
 UPLOAD_RE = re.compile(r'name="upload" value="([^"]+)"')
@@ -180,7 +188,7 @@ async def test_upload_previews_then_applies_and_the_locator_follows(
     # the upload is used up: applying it again is refused
     again = await apply(admin_client, upload_id)
     assert again.status == 409 and "已失效" in await again.text()
-    assert not web_app[PENDING]._items
+    assert not stored_uploads(web_app)
 
 
 async def test_uploading_the_same_directory_changes_nothing(
@@ -211,7 +219,7 @@ async def test_bad_files_are_refused_with_their_problems(
     assert problem in text_of(html)
     assert "<b>evil</b>" not in html  # the file name is escaped
     assert 'name="upload"' not in html  # nothing to apply
-    assert not web_app[PENDING]._items
+    assert not stored_uploads(web_app)
     assert snapshot(web_engine) == before
 
 
@@ -280,18 +288,33 @@ async def test_cancel_discards_the_upload(admin_client: WebClient, web_engine: E
 
 def test_pending_uploads_expire_and_are_bounded() -> None:
     clock = [0.0]
-    pending = PendingUploads(ttl=60, max_items=2, clock=lambda: clock[0])
+    pending = PendingUploads(ttl=60, clock=lambda: clock[0])
     first = pending.add(1, "a.yml", "x", 0)
     assert pending.get(first, 1).text == "x"
     assert pending.get(first, 2) is None  # another admin
     second = pending.add(1, "b.yml", "y", 0)
     assert pending.get(first, 1) is None  # replaced by the admin's newer upload
     third = pending.add(2, "c.yml", "z", 0)
-    pending.add(3, "d.yml", "w", 0)  # bounded: the oldest goes
-    assert pending.get(second, 1) is None
-    assert pending.get(third, 2).text == "z"
+    assert pending.get(second, 1).text == "y" and pending.get(third, 2).text == "z"
     clock[0] = 61  # expired
     assert pending.get(third, 2) is None
+
+
+def test_an_upload_previewed_on_one_process_is_applied_on_another(
+    shared_state: SharedState,
+) -> None:
+    previewed_on = PendingUploads(state=shared_state)
+    applied_on = PendingUploads(state=shared_state)
+    upload_id = previewed_on.add(7, "grids.yml", "street: x", 3)
+    item = applied_on.get(upload_id, 7)
+    assert item is not None and (item.text, item.revision, item.filename) == (
+        "street: x",
+        3,
+        "grids.yml",
+    )
+    assert applied_on.get(upload_id, 8) is None  # bound to the admin who previewed it
+    applied_on.discard(upload_id)
+    assert previewed_on.get(upload_id, 7) is None
 
 
 def test_read_upload() -> None:
