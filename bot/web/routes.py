@@ -76,6 +76,11 @@ def setup_routes(app: web.Application) -> None:
     resident_auth.setup(app)
     app.router.add_get("/me", mine_views.my_reports, name="my_reports")
     app.router.add_get("/me/oauth", mine_views.oauth_callback, name="my_reports_oauth")
+    app.router.add_get(
+        r"/me/tickets/{number}/photos/{photo_id:\d{1,9}}",
+        mine_views.ticket_photo,
+        name="my_reports_photo",
+    )
     app.router.add_post(
         "/me/tickets/{number}/{action}", mine_views.ticket_action, name="my_reports_action"
     )

@@ -14,10 +14,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.consultations import notices
 from bot.consultations import service as consultations
-from bot.tickets import display, mine
+from bot.tickets import display, mine, photos
 from bot.tickets.state import IllegalTransition
 from bot.web import auth, resident_auth
 from bot.web.db import run_db
+from bot.web.keys import SETTINGS
 
 NUMBER_RE = re.compile(r"^\d{8}-\d{4,}$")
 CHANGED = "工单状态刚刚有变化，请查看最新状态。"
@@ -121,3 +122,30 @@ async def consultation_answer(request: web.Request) -> web.StreamResponse:
         status, message = VOTE_REFUSED.get(type(error), (409, CHANGED))
         return await _render(request, error=message, status=status)
     raise web.HTTPSeeOther(f"/me?done=vote#c-{consultation_id}")
+
+
+@resident_auth.resident_required
+async def ticket_photo(request: web.Request) -> web.StreamResponse:
+    """A photo of the resident's own ticket (theirs or the worker's)."""
+    number = request.match_info["number"]
+    photo_id = int(request.match_info["photo_id"])
+    if not NUMBER_RE.match(number):
+        return await _render(request, error=NOT_FOUND, status=404)
+    openid = request["openid"]
+    store = photos.PhotoStore(request.app[SETTINGS].photo_dir)
+    found = await run_db(
+        request.app,
+        lambda s: photos.resident_photo_file(s, openid, number, photo_id, store),
+        readonly=True,
+    )
+    if found is None:
+        return await _render(request, error=NOT_FOUND, status=404)
+    return web.FileResponse(
+        found.path,
+        headers={
+            "Content-Type": found.content_type,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
