@@ -44,6 +44,7 @@ __all__ = [
     "TICKET_PATH",
     "enqueue_new_ticket",
     "enqueue_reopened",
+    "enqueue_resident_text",
     "enqueue_resident_update",
     "pop_deferred_notices",
     "pop_deferred_notices_from_store",
@@ -328,6 +329,39 @@ def enqueue_resident_update(
         status="pending" if pushable else "deferred",
         last_error=None if pushable else f"channel {ticket.channel!r}: no push",
     )
+
+
+def enqueue_resident_text(
+    session: Session,
+    sender_id: str,
+    kind: str,
+    text: str,
+    *,
+    pushable: bool,
+    ticket_id: int | None = None,
+    now: datetime | None = None,
+) -> Notification:
+    """A notice to a resident that is not about one of their own tickets (a
+    consultation's question or result). Pushed through WeChat when `pushable` (the
+    sender defers it when WeChat no longer allows a push), else deferred at once and
+    given with their next message."""
+    now = aware(now)
+    notification = Notification(
+        ticket_id=ticket_id,
+        channel="wechat",
+        target=sender_id,
+        kind=kind,
+        payload={"text": _fit_bytes(text, MAX_WECHAT_BYTES)},
+        status="pending" if pushable else "deferred",
+        attempts=0,
+        next_attempt_at=now if pushable else None,
+        last_error=None if pushable else "not a WeChat resident: no push",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(notification)
+    session.flush()
+    return notification
 
 
 def pop_deferred_notices(

@@ -590,6 +590,65 @@ class ReviewGroup(Base):
     changed = Column(Integer, nullable=False)  # messages whose ticket a worker changed
 
 
+CONSULTATION_STATUSES = ("open", "closed")
+CONSULTATION_SCOPES = ("grid", "building")
+VOTE_CHANNELS = ("chat", "page")
+
+
+class Consultation(TimestampMixin, Base):
+    """Residents deciding together (协商议事): one question put to a grid or a building.
+
+    Made by community staff from a proposal (a PROPOSAL ticket, `ticket_id`). Who
+    may answer: residents whose known address is in the grid (`scope` grid) or in
+    the building of the community (`scope` building). Open until `closes_at` or
+    until staff close it with a `decision`, which is published back to them.
+    """
+
+    __tablename__ = "consultations"
+    __table_args__ = (
+        CheckConstraint(_in_list("status", CONSULTATION_STATUSES), name="status"),
+        CheckConstraint(_in_list("scope", CONSULTATION_SCOPES), name="scope"),
+        Index("ix_consultations_status_community", "status", "community_id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(ForeignKey("tickets.id"), nullable=True, index=True)
+    community_id = Column(ForeignKey("communities.id"), nullable=False)
+    scope = Column(String(16), nullable=False)
+    grid_id = Column(ForeignKey("grids.id"), nullable=True)
+    building = Column(Integer, nullable=True)
+    question = Column(Text, nullable=False)
+    options = Column(JSON, nullable=False, default=list)  # list[str], answered by number
+    closes_at = Column(UTCDateTime(), nullable=False)
+    status = Column(String(16), nullable=False, default="open")
+    decision = Column(Text, nullable=True)
+    created_by = Column(String(128), nullable=False)
+    closed_by = Column(String(128), nullable=True)
+    closed_at = Column(UTCDateTime(), nullable=True)
+
+    community = relationship("Community")
+    grid = relationship("Grid")
+    ticket = relationship("Ticket")
+
+
+class ConsultationVote(Base):
+    """One resident's answer to a consultation: one row per resident, enforced by the
+    database (two answers at once cannot both count)."""
+
+    __tablename__ = "consultation_votes"
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "voter", name="uq_consultation_votes_voter"),
+        CheckConstraint(_in_list("channel", VOTE_CHANNELS), name="channel"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    consultation_id = Column(ForeignKey("consultations.id"), nullable=False)
+    voter = Column(String(128), nullable=False)  # the resident's sender_id (OpenID)
+    option = Column(Integer, nullable=False)  # index into Consultation.options
+    channel = Column(String(16), nullable=False)
+    at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
 class Open311Update(Base):
     """A request update another city system posted (mySociety's Open311
     extension, bot.open311.updates): its own id, kept so that a replay of the

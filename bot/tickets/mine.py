@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.store.models import Ticket
-from bot.tickets import display, service
+from bot.tickets import display, photos, service
 from bot.tickets.state import Action, can
 
 PAGE_LIMIT = 50
@@ -123,7 +123,11 @@ def my_tickets(session: Session, openid: str, limit: int = PAGE_LIMIT) -> list[M
                 due=display.due_text(ticket.due_at) if can(ticket.status, Action.RESOLVE) else "",
                 history=history,
                 worker_notes=notes,
-                photos=photo_links(ticket),
+                photos=photo_links(ticket)
+                + [
+                    f"/me/tickets/{ticket.number}/photos/{p.id}"
+                    for p in photos.photos_of(session, ticket)
+                ],
                 actions=available_actions(ticket.status),
             )
         )

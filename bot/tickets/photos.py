@@ -327,3 +327,20 @@ def photo_file(
     if not path.is_file():
         return None
     return PhotoFile(path, row.TicketPhoto.content_type)
+
+
+def resident_photo_file(
+    session: Session, openid: str, number: str, photo_id: int, store: PhotoStore | None = None
+) -> PhotoFile | None:
+    """The file of a photo of the resident's own ticket ("my reports"), else None."""
+    row = session.execute(
+        select(TicketPhoto, Ticket)
+        .join(Ticket, Ticket.id == TicketPhoto.ticket_id)
+        .where(TicketPhoto.id == photo_id, Ticket.number == number)
+    ).first()
+    if row is None or row.Ticket.sender_id != openid:
+        return None
+    path = (store or photo_store()).path(row.TicketPhoto.storage_key)
+    if not path.is_file():
+        return None
+    return PhotoFile(path, row.TicketPhoto.content_type)

@@ -14,6 +14,7 @@ from bot.web.views import admin_directory as directory_views
 from bot.web.views import admin_guides as guide_views
 from bot.web.views import admin_people as people_views
 from bot.web.views import auth as auth_views
+from bot.web.views import consultations as consultation_views
 from bot.web.views import health, model_server
 from bot.web.views import mine as mine_views
 from bot.web.views import models as models_views
@@ -76,8 +77,33 @@ def setup_routes(app: web.Application) -> None:
     resident_auth.setup(app)
     app.router.add_get("/me", mine_views.my_reports, name="my_reports")
     app.router.add_get("/me/oauth", mine_views.oauth_callback, name="my_reports_oauth")
+    app.router.add_get(
+        r"/me/tickets/{number}/photos/{photo_id:\d{1,9}}",
+        mine_views.ticket_photo,
+        name="my_reports_photo",
+    )
     app.router.add_post(
         "/me/tickets/{number}/{action}", mine_views.ticket_action, name="my_reports_action"
+    )
+    app.router.add_post(
+        r"/me/consultations/{id:\d{1,9}}",
+        mine_views.consultation_answer,
+        name="my_reports_consultation",
+    )
+
+    # consultations (协商议事): community staff turn a proposal into a question for a
+    # grid or building, watch the answers, close it with a decision
+    # (bot/web/views/consultations.py, bot/consultations/; community staff and admins)
+    app.router.add_get("/consultations", consultation_views.list_page, name="consultations")
+    app.router.add_get("/consultations/new", consultation_views.new_page, name="consultation_new")
+    app.router.add_post("/consultations/new", consultation_views.create)
+    app.router.add_get(
+        r"/consultations/{id:\d{1,9}}", consultation_views.detail_page, name="consultation"
+    )
+    app.router.add_post(
+        r"/consultations/{id:\d{1,9}}/close",
+        consultation_views.close,
+        name="consultation_close",
     )
 
     # admin console: dashboard, ticket CSV, grid directory, people, API keys

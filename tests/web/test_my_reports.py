@@ -3,6 +3,7 @@ WeChat API (tests/fakes.py), the resident's tickets, and their buttons."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
@@ -281,3 +282,29 @@ async def test_reopen_and_rating_need_a_resolved_ticket(
     response = await _post(anon_client, f"/me/tickets/{number}/reopen")
     assert response.status == 303
     assert _status(web_engine, number) == "open"
+
+
+async def test_photos_of_own_ticket_only(
+    client_factory: ClientFactory, fake_wechat_api: FakeWeChatApi, web_engine, web_settings
+) -> None:
+    from bot.tickets import photos
+    from tests.fakes import PNG_1PX
+
+    number = add_ticket(web_engine, sender_id=ME)
+    store = photos.PhotoStore(web_settings.photo_dir)
+    with session_scope(web_engine) as session:
+        ticket = service.get_ticket(session, number)
+        photos.attach_stored(
+            session, ticket, [store.save(PNG_1PX)], source="worker", actor="worker:1:王芳"
+        )
+    me = await client_factory()
+    await _sign_in(me, fake_wechat_api, ME)
+    html = await (await me.get("/me")).text()
+    [path] = re.findall(rf'src="(/me/tickets/{number}/photos/\d+)"', html)
+    image = await me.get(path)
+    assert image.status == 200 and await image.read() == PNG_1PX
+    neighbour = await client_factory()
+    await _sign_in(neighbour, fake_wechat_api, NEIGHBOUR)
+    assert (await neighbour.get(path, allow_redirects=False)).status == 404
+    anonymous = await client_factory()
+    assert (await anonymous.get(path, allow_redirects=False)).status == 302

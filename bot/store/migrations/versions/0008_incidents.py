@@ -1,7 +1,7 @@
 """The same fault reported by many: incidents linking tickets.
 
-Revision ID: 0007_incidents
-Revises: 0006_privacy
+Revision ID: 0008_incidents
+Revises: 0007_consultations
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_incidents"
-down_revision = "0006_privacy"
+revision = "0008_incidents"
+down_revision = "0007_consultations"
 branch_labels = None
 depends_on = None
 
