@@ -208,17 +208,20 @@ class PendingUploads:
         ttl: float = PENDING_TTL,
         clock: Callable[[], float] = time.time,
         state: SharedState | None = None,
+        kind: str = "directory",
     ) -> None:
         self.ttl = ttl
         self.state = state if state is not None else InProcessState(clock=clock)
+        # One prefix per kind of upload: an admin's pending guide never replaces
+        # their pending directory upload.
+        self.kind = kind
 
-    @staticmethod
-    def _key(upload_id: str) -> str:
-        return f"directory-upload:{upload_id}"
+    def _key(self, upload_id: str) -> str:
+        return f"{self.kind}-upload:{upload_id}"
 
     def add(self, worker_id: int, filename: str, text: str, revision: int) -> str:
         # One pending upload per admin: a new preview replaces the old one.
-        latest_key = f"directory-upload-of:{worker_id}"
+        latest_key = f"{self.kind}-upload-of:{worker_id}"
         previous = self.state.get(latest_key)
         if previous:
             self.state.delete(self._key(previous))

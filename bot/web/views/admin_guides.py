@@ -13,7 +13,7 @@ from bot.accounts import CurrentWorker
 from bot.guide import admin as guide_admin
 from bot.guide.book import GuideError
 from bot.routing.directory_admin import PendingUploads
-from bot.web.keys import SETTINGS
+from bot.web.keys import SETTINGS, SHARED_STATE
 from bot.web.views.admin import admin_only, render
 
 PENDING = web.AppKey("admin.pending_guide", PendingUploads)
@@ -24,7 +24,8 @@ DONE_MESSAGES = {
 
 
 def setup(app: web.Application) -> None:
-    app[PENDING] = PendingUploads()
+    # In the shared state, so an apply reaching another web process finds the preview.
+    app[PENDING] = PendingUploads(state=app[SHARED_STATE], kind="guide")
 
 
 async def _page(

@@ -317,6 +317,18 @@ def test_an_upload_previewed_on_one_process_is_applied_on_another(
     assert previewed_on.get(upload_id, 7) is None
 
 
+def test_a_pending_guide_never_replaces_a_pending_directory_upload(
+    shared_state: SharedState,
+) -> None:
+    directories = PendingUploads(state=shared_state)
+    guides = PendingUploads(state=shared_state, kind="guide")
+    directory_upload = directories.add(7, "grids.yml", "street: x", 3)
+    guide_upload = guides.add(7, "heping.yml", "community: y", 1)
+    assert directories.get(directory_upload, 7) is not None
+    assert guides.get(guide_upload, 7) is not None
+    assert guides.get(directory_upload, 7) is None  # each kind reads only its own
+
+
 def test_read_upload() -> None:
     assert read_upload("\ufeffstreet: x".encode()) == "street: x"  # BOM dropped
     with pytest.raises(directory_admin.DirectoryError):
