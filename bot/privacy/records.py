@@ -34,6 +34,7 @@ from bot.privacy.masking import mask
 from bot.review.groups import refresh_groups
 from bot.settings import resolve_sqlite_url
 from bot.store.models import (
+    ConsultationVote,
     Notification,
     Resident,
     ReviewMessage,
@@ -104,6 +105,27 @@ def anonymise_ticket(session: Session, ticket: Ticket) -> None:
     )
     # the ORM's copies of the events are stale now
     session.expire_all()
+
+
+def anonymise_votes(session: Session, sender_id: str) -> int:
+    """Cut the resident's votes from their OpenID; how many.
+
+    The vote itself stays: a consultation's count must not change because a
+    voter later asked to be forgotten. Each vote gets its own placeholder, so
+    the one-voice-per-resident constraint still holds."""
+    votes = (
+        session.execute(select(ConsultationVote.id).where(ConsultationVote.voter == sender_id))
+        .scalars()
+        .all()
+    )
+    for vote_id in votes:
+        session.execute(
+            update(ConsultationVote)
+            .where(ConsultationVote.id == vote_id)
+            .values(voter=f"{ANONYMISED_PREFIX}vote:{vote_id}")
+            .execution_options(synchronize_session=False)
+        )
+    return len(votes)
 
 
 def delete_notices(session: Session, ids: Sequence[int]) -> int:

@@ -57,6 +57,7 @@ class Erased:
     notices: int
     review_copies: int
     address: bool
+    votes: int = 0  # consultation votes kept in the count, without the OpenID
 
 
 def _valid(sender_id: str) -> str:
@@ -159,6 +160,7 @@ def erase(
         session.execute(select(Resident.id).where(Resident.sender_id == sender_id)).scalars().all()
     )
     address = records.delete_residents(session, resident_ids) > 0
+    votes = records.anonymise_votes(session, sender_id)
     session.flush()
     return Erased(
         withdrawn=tuple(withdrawn),
@@ -167,6 +169,7 @@ def erase(
         notices=notices,
         review_copies=review_copies,
         address=address,
+        votes=votes,
     )
 
 

@@ -13,7 +13,16 @@ from sqlalchemy import func, select, text
 from bot.conversation_log import RASA_EVENTS_DDL
 from bot.privacy import records, rights
 from bot.store.db import session_scope
-from bot.store.models import Notification, Resident, ReviewMessage, Ticket, TicketEvent
+from bot.store.models import (
+    Community,
+    Consultation,
+    ConsultationVote,
+    Notification,
+    Resident,
+    ReviewMessage,
+    Ticket,
+    TicketEvent,
+)
 from bot.tickets import service
 from tests.helpers import NOW, located, new_ticket
 
@@ -72,6 +81,21 @@ def _seed(engine, log, sender: str, n: int) -> dict[str, str]:
                 timestamp=NOW,
             )
         )
+        consultation = Consultation(
+            community_id=session.execute(select(Community.id).limit(1)).scalar_one(),
+            scope="grid",
+            question="错时停车方案选哪个？",
+            options=["方案一", "方案二"],
+            closes_at=NOW,
+            created_by="admin",
+        )
+        session.add(consultation)
+        session.flush()
+        session.add(
+            ConsultationVote(
+                consultation_id=consultation.id, voter=sender, option=1, channel="chat", at=NOW
+            )
+        )
         numbers = {"open": open_.number, "done": done.number}
     _say(log, sender, "俺家暖气不热 电话13812345678", n * 100)
     _say(log, sender, "删除我的信息", n * 100 + 1)
@@ -97,6 +121,9 @@ def _found(engine, sender: str) -> dict[str, int]:
             "review": session.execute(
                 select(func.count()).where(ReviewMessage.sender_id == sender)
             ).scalar(),
+            "votes": session.execute(
+                select(func.count()).where(ConsultationVote.voter == sender)
+            ).scalar(),
         }
     with engine.connect() as conn:
         counts["log"] = conn.execute(
@@ -105,7 +132,15 @@ def _found(engine, sender: str) -> dict[str, int]:
     return counts
 
 
-NOTHING = {"tickets": 0, "events": 0, "residents": 0, "notices": 0, "review": 0, "log": 0}
+NOTHING = {
+    "tickets": 0,
+    "events": 0,
+    "residents": 0,
+    "notices": 0,
+    "review": 0,
+    "votes": 0,
+    "log": 0,
+}
 
 
 def test_what_is_kept(demo_engine, log) -> None:
@@ -127,8 +162,11 @@ def test_erase_withdrawing_open_tickets_leaves_nothing_under_the_openid(demo_eng
         erased = rights.erase(session, ME, withdraw_open=True, now=NOW)
     assert rights.forget_log(log, ME) == 2
     assert erased.withdrawn == (mine["open"],) and erased.kept_open == ()
-    assert (erased.anonymised, erased.notices, erased.review_copies) == (2, 1, 1)
+    assert (erased.anonymised, erased.notices, erased.review_copies, erased.votes) == (2, 1, 1, 1)
     assert _found(demo_engine, ME) == NOTHING
+    with session_scope(demo_engine, readonly=True) as session:
+        # the vote still counts, without the OpenID
+        assert session.execute(select(func.count(ConsultationVote.id))).scalar() == 1 + len(OTHERS)
 
     # the tickets keep their record without the resident
     with session_scope(demo_engine, readonly=True) as session:
