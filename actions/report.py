@@ -319,6 +319,10 @@ def submit(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType
             office_phone=receipt.office_phone,
             due_text=receipt.due_text,
         )
+    if receipt.neighbours:
+        dispatcher.utter_message(
+            response="utter_neighbours_reported_too", neighbours=receipt.neighbours
+        )
     return clear_report()
 
 

@@ -25,7 +25,7 @@ from bot.routing.locator import Located, Locator, get_locator
 from bot.store.db import session_scope
 from bot.store.models import Ticket, TicketEvent, aware
 from bot.taxonomy import Category, get_taxonomy
-from bot.tickets import display, service
+from bot.tickets import display, incidents, service
 from bot.tickets.photos import StoredPhoto, attach_stored
 from bot.tickets.state import IllegalTransition
 
@@ -137,13 +137,15 @@ class Receipt:
     office_name: str | None
     office_phone: str | None
     due_text: str
+    # other residents who reported the same fault (bot.tickets.incidents); 0: none
+    neighbours: int = 0
 
     @property
     def handled_by_worker(self) -> bool:
         return self.level == "grid" and self.worker_name is not None
 
 
-def _receipt(ticket: Any, category: Category, locator: Locator) -> Receipt:
+def _receipt(ticket: Any, category: Category, locator: Locator, neighbours: int = 0) -> Receipt:
     community = ticket.community.name if ticket.community else None
     info = locator.community(community)
     grid = locator.grid(ticket.grid.code if ticket.grid else None)
@@ -159,6 +161,7 @@ def _receipt(ticket: Any, category: Category, locator: Locator) -> Receipt:
         office_name=display.office_of(ticket),
         office_phone=(info.office_phone if info else None) or display.CITY_HOTLINE,
         due_text=display.due_text(ticket.due_at),
+        neighbours=neighbours,
     )
 
 
@@ -201,7 +204,12 @@ def submit_report(
             attach_stored(session, ticket, stored, source="resident", actor=f"resident:{sender_id}")
         if located is not None and is_usable(located) and located.building is not None:
             service.bind_address(session, sender_id, located, channel=channel)
-        return _receipt(ticket, category, get_locator(session))
+        return _receipt(
+            ticket,
+            category,
+            get_locator(session),
+            neighbours=incidents.neighbours_reporting(session, ticket),
+        )
 
 
 # A picture sent soon after a report belongs to it ("忘了发照片").

@@ -355,3 +355,19 @@ def test_a_report_confirmed_again_by_another_message_opens_one_ticket(demo_datab
     )
     numbers = [run(ActionSubmitReport(), t)[0].messages[0]["ticket_number"] for t in (first, again)]
     assert numbers[0] == numbers[1] and len(tickets(demo_database)) == 1
+
+
+def test_a_resident_hears_that_neighbours_reported_it_too(demo_database):
+    """Heating in one building within taxonomy.yml's incident window: the
+    second and third reporters are told how many neighbours reported it."""
+    told = []
+    for n, sender in enumerate(("oNeighbourA", "oNeighbourB", "oNeighbourC")):
+        tracker = make_tracker(
+            "是", intent="affirm", slots=confirmed_slots(), sender_id=sender, message_id=f"N{n}"
+        )
+        dispatcher, _ = run(ActionSubmitReport(), tracker)
+        told.append(responses(dispatcher))
+        if n:
+            assert dispatcher.messages[1]["neighbours"] == n
+    assert told[0] == ["utter_ticket_opened_grid"]
+    assert told[1] == told[2] == ["utter_ticket_opened_grid", "utter_neighbours_reported_too"]
