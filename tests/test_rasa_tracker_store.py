@@ -74,3 +74,40 @@ def test_short_conversations_are_untouched(tmp_path):
 def test_max_session_events_from_endpoints_yml(tmp_path, value):
     store = store_at(tmp_path / "t.db", max_events=value)
     assert store.max_session_events == (50 if value == "50" else 200)
+
+
+def test_an_erasure_turn_deletes_the_conversation_instead_of_saving_it(tmp_path):
+    """After 删除我的信息 nothing of that resident's conversation comes back:
+    Rasa's own save would write the whole session back once its rows are gone."""
+    store = store_at(tmp_path / "tracker.db", max_events=100)
+
+    async def scenario() -> tuple[DialogueStateTracker, DialogueStateTracker]:
+        me = DialogueStateTracker("oMe", DOMAIN.slots)
+        other = DialogueStateTracker("oMe2", DOMAIN.slots)
+        for i in range(3):
+            one_turn(me, i)
+            one_turn(other, i)
+        await store.save(me)
+        await store.save(other)
+        me = await store.retrieve("oMe")
+        me.update(UserUttered("是", {"name": "affirm", "confidence": 1.0}))
+        me.update(ActionExecuted("action_answer_question"))
+        me.update(SlotSet("data_erased", True))
+        me.update(ActionExecuted("action_listen"))
+        await store.save(me)
+        return await store.retrieve_full_tracker("oMe"), await store.retrieve("oMe2")
+
+    me, other = asyncio.run(scenario())
+    assert me is None  # nothing stored under that sender id
+    assert len(other.events) == 9  # another resident's conversation is untouched
+
+    # the next message starts afresh: it is saved as usual
+    async def next_turn() -> DialogueStateTracker:
+        # as Rasa does for an unknown sender: a new tracker
+        tracker = await store.retrieve("oMe") or DialogueStateTracker("oMe", DOMAIN.slots)
+        one_turn(tracker, 9)
+        await store.save(tracker)
+        return await store.retrieve_full_tracker("oMe")
+
+    after = asyncio.run(next_turn())
+    assert [e.text for e in after.events if isinstance(e, UserUttered)] == ["消息9"]
