@@ -144,11 +144,12 @@ def to_request(
         lat=row.lat,
         lon=row.lon,
         photos=_photos(row.photos),
+        status_notes=row.status_notes,
     )
     request: dict[str, Any] = {
         "service_request_id": row.number,
         "status": STATUS_MAP.get(row.status, "open"),
-        "status_notes": row.status_notes or None,
+        "status_notes": shown.status_notes,
         "service_name": display.category_label(row.category_code, taxonomy),
         "service_code": row.category_code,
         "description": shown.description,

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.privacy.masking import mask
 from bot.taxonomy import Taxonomy, get_taxonomy
 
 MAX_SUMMARY = 500
@@ -62,6 +63,7 @@ class Shown:
 
     full: bool  # everything (a read key); else the public's coarse record
     description: str | None
+    status_notes: str | None  # the staff's latest note
     unit: str | None
     room: str | None
     lat: float | None
@@ -79,12 +81,24 @@ def shown(
     lat: float | None,
     lon: float | None,
     photos: Iterable[Any],
+    status_notes: str | None = None,
 ) -> Shown:
-    """The full reader gets everything; the public the published summary and
-    nothing that pins down a household."""
+    """The full reader gets everything; the public the published summary, the
+    staff's note with any phone, ID or room number masked (staff type them in
+    too), and nothing that pins down a household."""
     if reader.full:
-        return Shown(True, description or None, unit, room, lat, lon, tuple(photos or ()))
-    return Shown(False, (public_summary or "").strip() or None, None, None, None, None, ())
+        return Shown(
+            True,
+            description or None,
+            status_notes or None,
+            unit,
+            room,
+            lat,
+            lon,
+            tuple(photos or ()),
+        )
+    summary = (public_summary or "").strip() or None
+    return Shown(False, summary, mask(status_notes) or None, None, None, None, None, ())
 
 
 def clean_summary(text: str) -> str:

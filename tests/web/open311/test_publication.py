@@ -196,3 +196,14 @@ async def test_a_revoked_read_key_gets_nothing_private(
     status, _, text = await _list(client, api_key=key)
     assert status == 403 and "去世" not in text
     assert len(_records(demo_engine)) == 1  # only the read before revocation
+
+
+async def test_a_phone_or_room_in_a_staff_note_is_masked_in_public(
+    client: TestClient, demo_engine: Engine, tickets: dict[str, str]
+) -> None:
+    number = tickets["facility"]
+    with session_scope(demo_engine) as session:
+        service.add_note(session, number, "worker:1", "已联系住2单元501的李大爷，电话13800138000")
+    _, body, text = await _list(client, service_request_id=number)
+    assert body[0]["status_notes"] == "已联系住2单元【房号】的李大爷，电话【电话】"
+    assert "13800138000" not in text
