@@ -26,7 +26,15 @@ from bot.dialogue.questions import (
     rating_question,
     read_reply,
 )
-from bot.dialogue.yes_no import CANCEL_TICKET, RATING, RETRY_SUBMIT, Answer
+from bot.dialogue.yes_no import (
+    CANCEL_TICKET,
+    ERASE_DATA,
+    ERASE_OPEN_TICKETS,
+    RATING,
+    RETRY_SUBMIT,
+    Answer,
+)
+from bot.rasa_tracker_store import ERASED_SLOT
 
 # The response that asks each kind of question (ticket_number and
 # category_label filled from the question).
@@ -34,7 +42,11 @@ ASK_RESPONSES = {
     CANCEL_TICKET: "utter_confirm_cancel",
     RETRY_SUBMIT: "utter_ask_retry_submit",
     RATING: "utter_ask_rating",
+    ERASE_OPEN_TICKETS: "utter_ask_erase_open_tickets",
+    ERASE_DATA: "utter_ask_erase_data",
 }
+# The erase_data question's subject: what to do with open tickets.
+WITHDRAW_OPEN, KEEP_OPEN = "withdraw", "keep"
 
 
 def ask(dispatcher: CollectingDispatcher, question: PendingQuestion) -> list[EventType]:
@@ -98,11 +110,43 @@ def _rate(
     return done
 
 
+def _erase_open_tickets(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: PendingQuestion, yes: bool
+) -> list[EventType]:
+    """Withdraw or keep the open tickets; then the deletion itself is confirmed."""
+    subject = WITHDRAW_OPEN if yes else KEEP_OPEN
+    return ask(dispatcher, PendingQuestion(ERASE_DATA, subject=subject, label=question.label))
+
+
+def _erase_data(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: PendingQuestion, yes: bool
+) -> list[EventType]:
+    if not yes:
+        dispatcher.utter_message(response="utter_erasure_cancelled")
+        return [SlotSet(QUESTION_SLOT, None)]
+    try:
+        erased = frontdesk.erase_my_data(
+            tracker.sender_id, withdraw_open=question.subject != KEEP_OPEN
+        )
+    except frontdesk.StoreUnavailable:
+        dispatcher.utter_message(response="utter_ticket_failed")
+        return []  # still pending: the resident may say yes again
+    dispatcher.utter_message(response="utter_data_erased")
+    if erased.kept_open:
+        dispatcher.utter_message(
+            response="utter_data_erased_kept_open", ticket_numbers="、".join(erased.kept_open)
+        )
+    # the tracker store forgets this conversation instead of saving it
+    return [SlotSet(QUESTION_SLOT, None), SlotSet(ERASED_SLOT, True)]
+
+
 Handler = Callable[[CollectingDispatcher, Tracker, PendingQuestion, bool], list[EventType]]
 HANDLERS: dict[str, Handler] = {
     CANCEL_TICKET: _cancel,
     RETRY_SUBMIT: _retry_submit,
     RATING: _rate,
+    ERASE_OPEN_TICKETS: _erase_open_tickets,
+    ERASE_DATA: _erase_data,
 }
 
 

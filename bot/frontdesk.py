@@ -411,3 +411,48 @@ def rate(
             latest_note=comment if said_more else None,
             due_text=display.due_text(ticket.due_at),
         )
+
+
+# -- a resident's own data (我的信息 / 删除我的信息) -------------------------------
+
+
+def _log():
+    from bot.privacy.records import log_engine
+    from bot.settings import get_settings
+
+    try:
+        return log_engine(get_settings().tracker_database_url)
+    except (OperationalError, DBAPIError) as error:
+        raise StoreUnavailable(str(error.orig or error)) from error
+
+
+def my_data(sender_id: str) -> Any:
+    """What is kept about the resident (bot.privacy.rights.Kept)."""
+    from bot.privacy import rights
+
+    log = _log()
+    try:
+        with _transaction(readonly=True) as session:
+            return rights.what_is_kept(session, log, sender_id)
+    except (OperationalError, DBAPIError) as error:
+        raise StoreUnavailable(str(error.orig or error)) from error
+    finally:
+        if log is not None:
+            log.dispose()
+
+
+def erase_my_data(sender_id: str, withdraw_open: bool) -> Any:
+    """Forget the resident (bot.privacy.rights.erase, then the log); the Erased."""
+    from bot.privacy import rights
+
+    with _transaction() as session:
+        erased = rights.erase(session, sender_id, withdraw_open=withdraw_open)
+    log = _log()
+    try:
+        rights.forget_log(log, sender_id)
+    except (OperationalError, DBAPIError):
+        pass  # the tracker store forgets the conversation when it saves the turn
+    finally:
+        if log is not None:
+            log.dispose()
+    return erased

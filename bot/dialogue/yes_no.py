@@ -34,6 +34,8 @@ KNOWN_ADDRESS = "known_address"
 CANCEL_TICKET = "cancel_ticket"
 RATING = "rating"
 RETRY_SUBMIT = "retry_submit"
+ERASE_OPEN_TICKETS = "erase_open_tickets"  # withdraw the open ones before deleting?
+ERASE_DATA = "erase_data"  # delete my data: confirmed?
 
 # The classifier's answer is taken only when it is this sure (and the lexicon
 # found nothing): a yes must be surer than a no, which only asks again later.

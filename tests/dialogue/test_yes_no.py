@@ -9,6 +9,8 @@ import pytest
 from bot.dialogue.yes_no import (
     CANCEL_TICKET,
     CONFIRM_REPORT,
+    ERASE_DATA,
+    ERASE_OPEN_TICKETS,
     KNOWN_ADDRESS,
     RATING,
     RETRY_SUBMIT,
@@ -144,6 +146,8 @@ def test_lexicon_file_knows_every_question_kind():
         CANCEL_TICKET,
         RATING,
         RETRY_SUBMIT,
+        ERASE_OPEN_TICKETS,
+        ERASE_DATA,
     }
     # YAML 1.1 would turn "yes"/"no" into booleans: the file quotes them
     assert "yes" in get_lexicon().yes and "no" in get_lexicon().no
