@@ -122,6 +122,9 @@ def find_updates(
             # a note is news only when it says something, and never the contact note
             or_(TicketEvent.type != "note", func.coalesce(TicketEvent.note, "") != ""),
             ~is_contact_note(TicketEvent),
+            # the system's own notes (linking neighbours' reports into one incident)
+            # are for the worker's page, not news for a city system to follow
+            or_(TicketEvent.type != "note", TicketEvent.actor != "system"),
         )
         .order_by(TicketEvent.at, TicketEvent.id)
         .offset((query.page - 1) * query.page_size)
