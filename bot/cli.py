@@ -270,6 +270,47 @@ def _purge_when_due(due: float) -> float:
     return time.monotonic() + interval
 
 
+# -- conversation-log ----------------------------------------------------------
+
+
+@command(
+    "conversation-log",
+    "write the conversation log from Rasa's event stream in Redis (several Rasa servers)",
+)
+def _conversation_log(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--once", action="store_true", help="write what is waiting, then stop (default: keep on)"
+    )
+    p.add_argument("--stream", help="the Redis stream (default: the endpoints files' one)")
+    p.set_defaults(handler=_conversation_log_run)
+
+
+def _conversation_log_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from bot.conversation_stream import DEFAULT_STREAM, ConversationLogWriter, redis_client
+
+    settings = get_settings()
+    if not settings.redis_url:
+        print("REDIS_URL is not set: the event stream lives in Redis", file=sys.stderr)
+        return 2
+    writer = ConversationLogWriter(
+        redis_client(settings.redis_url),
+        settings.tracker_database_url,
+        stream=args.stream or DEFAULT_STREAM,
+    )
+    if args.once:
+        print(f"{writer.drain()} events written")
+        return 0
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        writer.run(should_stop=lambda: bool(stopping))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 # -- db ----------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """`make run-scale`: several processes of each kind on this machine, behind HAProxy.
 
-N Rasa servers, M action servers and K web apps share PostgreSQL (tickets and
-Rasa's tracker store) and Redis (Rasa's lock store, and bot.coordination for
+N Rasa servers, M action servers and K web apps share PostgreSQL (tickets and the
+conversation log) and Redis (Rasa's tracker and lock stores, the event stream the
+conversation-log writer copies into PostgreSQL, and bot.coordination for
 everything else the processes must agree on). HAProxy (Debian's package) listens
 on the usual ports and spreads requests over the processes that pass its health
 checks; each process listens on a port of its own above the balancer's. Every Rasa
@@ -157,6 +158,11 @@ def scale_services(
         )
         for i, port in enumerate(layout.rasa_servers)
     ]
+    # The conversation log: endpoints.scale.yml's tracker store sends every event
+    # through a Redis stream, this process writes them to the SQL log.
+    services.append(
+        Service("conversation-log", [sys.executable, "-m", "bot", "conversation-log"], None)
+    )
     services.append(
         Service(
             "escalation",

@@ -65,6 +65,7 @@ def test_services_start_web_apps_before_rasa_servers(tmp_path: Path) -> None:
         "rasa1",
         "rasa2",
         "rasa3",
+        "conversation-log",
         "escalation",
     ]
     assert services[1].env == {"WEB_PORT": "18081"}
