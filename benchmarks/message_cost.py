@@ -100,7 +100,8 @@ STORES: dict[str, Callable[[], Store]] = {
     ),
     "postgres": lambda: Store(
         "postgres",
-        "BoundedSQLTrackerStore on PostgreSQL (endpoints.scale.yml's store), Redis lock store",
+        "BoundedSQLTrackerStore on PostgreSQL (endpoints.scale.yml's store before the"
+        " Redis one), Redis lock store",
         project_tracker_store() | {"url": "${BENCH_POSTGRES_URL}"},
         needs=("postgres", "redis"),
         lock_store={
