@@ -6,7 +6,7 @@ servers, web apps and action servers, on one machine or several). Its users:
 
 * WeChat exchanges and MsgId de-duplication (bot.channels.wechat_exchanges);
 * login throttling (bot.accounts.LoginThrottle);
-* the admins' directory-upload previews (bot.routing.directory_admin);
+* the admins' upload previews (bot.coordination.pending_uploads);
 * the WeChat access token, refreshed by one process under a lock
   (bot.channels.wechat_api);
 * the single-flight training lock (bot.training.jobs: a file lock on one machine,
