@@ -34,6 +34,7 @@ ADDRESS = "和平新村3号楼2单元501"
 WECHAT_TRY_SECONDS = 5.0  # WeChat gives up on a request after 5 s and tries again
 WECHAT_TRIES = 3
 PUSH_WAIT_SECONDS = 30.0
+BUSY_PAUSE_SECONDS = 0.5  # a resident told "busy" sends again a moment later, not at once
 RETRY_YES = "再回复“是”"  # utter_ticket_failed: the ticket could not be opened this time
 
 
@@ -105,7 +106,8 @@ class Resident:
             elif "住在哪" in read or "地址" in read:
                 text = ADDRESS
             elif BUSY in read or not read:
-                pass  # told to send it again (or heard nothing): the same text again
+                # told to send it again later (or heard nothing): the same text again
+                time.sleep(BUSY_PAUSE_SECONDS)
             else:
                 text = REPORT
         return None
