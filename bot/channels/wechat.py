@@ -301,13 +301,14 @@ class WeChatInput(InputChannel):
         credentials = credentials or {}
         known = set(WeChatConfig.__dataclass_fields__)
         overrides = {k: v for k, v in credentials.items() if k in known}
-        from bot.coordination import get_shared_state
+        from bot.coordination import get_deployment_state, get_shared_state
         from bot.notify.outbox import pop_deferred_notices_from_store
 
         return cls(
             WeChatConfig.from_settings(**overrides),
             deferred_notices=pop_deferred_notices_from_store,
             shared=get_shared_state(),
+            token_state=get_deployment_state(),
             busy_text=domain_reply("utter_busy"),
         )
 
@@ -319,6 +320,7 @@ class WeChatInput(InputChannel):
         exchanges: ExchangeStore | None = None,
         deferred_notices: DeferredNotices | None = None,
         shared: SharedState | None = None,
+        token_state: SharedState | None = None,
         busy_text: str = "",
     ) -> None:
         self.config = config or WeChatConfig.from_settings()
@@ -340,8 +342,13 @@ class WeChatInput(InputChannel):
                 self.config.appid or "",
                 previous_aes_keys=self.config.previous_aes_keys,
             )
+        # The access token is the deployment's, also without Redis (`make run`'s
+        # web app and action server use the account too): `token_state`.
         self.api = api or WeChatApiClient(
-            self.config.appid, self.config.app_secret, self.config.api_base, shared=shared
+            self.config.appid,
+            self.config.app_secret,
+            self.config.api_base,
+            shared=token_state if token_state is not None else shared,
         )
         self.exchanges = exchanges or InMemoryExchangeStore(
             ttl_seconds=self.config.dedup_ttl_seconds
