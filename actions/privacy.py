@@ -22,6 +22,20 @@ def _open_list(kept) -> str:
     return "、".join(f"{t.number}（{t.category_label}）" for t in kept.open_tickets)
 
 
+def _kept_about(sender_id: str, dispatcher: CollectingDispatcher):
+    """What is kept about the resident, or None once they were told there is nothing
+    (or that the store cannot answer now)."""
+    try:
+        kept = frontdesk.my_data(sender_id)
+    except frontdesk.StoreUnavailable:
+        dispatcher.utter_message(response="utter_ticket_failed")
+        return None
+    if kept.nothing:
+        dispatcher.utter_message(response="utter_my_data_nothing")
+        return None
+    return kept
+
+
 class ActionMyData(Action):
     """我的信息: what is kept about the resident."""
 
@@ -31,13 +45,8 @@ class ActionMyData(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        try:
-            kept = frontdesk.my_data(tracker.sender_id)
-        except frontdesk.StoreUnavailable:
-            dispatcher.utter_message(response="utter_ticket_failed")
-            return []
-        if kept.nothing:
-            dispatcher.utter_message(response="utter_my_data_nothing")
+        kept = _kept_about(tracker.sender_id, dispatcher)
+        if kept is None:
             return []
         dispatcher.utter_message(
             response="utter_my_data",
@@ -59,13 +68,8 @@ class ActionProposeErasure(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        try:
-            kept = frontdesk.my_data(tracker.sender_id)
-        except frontdesk.StoreUnavailable:
-            dispatcher.utter_message(response="utter_ticket_failed")
-            return []
-        if kept.nothing:
-            dispatcher.utter_message(response="utter_my_data_nothing")
+        kept = _kept_about(tracker.sender_id, dispatcher)
+        if kept is None:
             return [SlotSet(QUESTION_SLOT, None)]
         if kept.open_tickets:
             return ask(dispatcher, PendingQuestion(ERASE_OPEN_TICKETS, label=_open_list(kept)))

@@ -28,6 +28,7 @@ from bot import frontdesk
 from bot.channels.wechat_api import MediaError
 from bot.dialogue.questions import QUESTION_SLOT, retry_submit_question
 from bot.dialogue.yes_no import CONFIRM_REPORT, KNOWN_ADDRESS, Answer, interpret
+from bot.guide import chat as guide_chat
 from bot.routing.locator import Located
 from bot.taxonomy import HANDOFF, MEDIATION_COMMITTEE, RESIDENTS_COUNCIL, get_taxonomy
 from bot.tickets import photos
@@ -72,7 +73,9 @@ def clear_report() -> list[EventType]:
     ]
 
 
-def _acknowledge(dispatcher: CollectingDispatcher, category: Any, domain: DomainDict) -> None:
+def _acknowledge(
+    dispatcher: CollectingDispatcher, category: Any, domain: DomainDict, community: str | None
+) -> None:
     if category.code == HANDOFF.code:
         return
     dispatcher.utter_message(response="utter_ack_category", category_label=category.label)
@@ -80,6 +83,13 @@ def _acknowledge(dispatcher: CollectingDispatcher, category: Any, domain: Domain
     info = HANDLER_INFO.get(category.handled_by)
     if info is not None:
         dispatcher.utter_message(response=info)
+    # a service: what to bring, from the community's guide when there is one
+    offer = (
+        guide_chat.request_offer(category.code, community) if category.kind == "service" else None
+    )
+    if offer is not None:
+        dispatcher.utter_message(response=offer.response, **offer.values)
+        return
     checklist = f"utter_checklist_{category.code}"
     if checklist in domain.get("responses", {}):
         dispatcher.utter_message(response=checklist)
@@ -101,29 +111,38 @@ class ActionStartReport(Action):
         text = original_text(tracker).strip()
         events = [e for e in clear_report() if e["name"] != "photos"]
         events += [SlotSet("category", category.code), SlotSet("category_label", category.label)]
-        _acknowledge(dispatcher, category, domain)
+        events += self._address_events(tracker, text)
+        _acknowledge(dispatcher, category, domain, _community(events))
 
         if category.code == HANDOFF.code or not frontdesk.needs_more_detail(text, category):
             events.append(SlotSet("description", text[:MAX_DESCRIPTION] or category.label))
+        return events
 
+    @staticmethod
+    def _address_events(tracker: Tracker, text: str) -> list[EventType]:
+        """The address in the message, else the one known to confirm."""
         try:
             in_message = frontdesk.locate_text(text)
             if frontdesk.is_usable(in_message) and in_message.building is not None:
-                label = frontdesk.address_label(in_message)
-                events += [
-                    SlotSet("address", label),
+                return [
+                    SlotSet("address", frontdesk.address_label(in_message)),
                     SlotSet("located", frontdesk.located_to_slot(in_message)),
                 ]
-                return events
             known = _recent_location(tracker) or frontdesk.known_address(tracker.sender_id)
         except frontdesk.StoreUnavailable:
             known = None  # ask for the address; the ticket itself will retry
         if known is not None and frontdesk.is_usable(known):
-            events += [
+            return [
                 SlotSet("known_address", frontdesk.address_label(known)),
                 SlotSet("located", frontdesk.located_to_slot(known)),
             ]
-        return events
+        return []
+
+
+def _community(events: list[EventType]) -> str | None:
+    """The community of the address found for the report, if any."""
+    located = next((e["value"] for e in reversed(events) if e.get("name") == "located"), None)
+    return located.get("community") if isinstance(located, dict) else None
 
 
 def _answer(tracker: Tracker, question: str) -> Answer:

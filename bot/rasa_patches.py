@@ -20,6 +20,14 @@ answer a failed read with an empty conversation and keep a failed write in this
 process's memory (so two servers would each hold another version of it); with the
 patch the turn fails instead, and the resident reads utter_busy.
 
+A third, for the server too: each message is answered once. A WeChat retry (the same
+MsgId) reaching a Rasa server after another one processed and saved its turn, but
+died before the answer left (or while the retry waited for the lock), would be read
+again as a new message: a repeated "是" after the report's ticket was opened lands
+outside the form and the resident reads "好的。还有什么需要帮忙的吗？" instead of the
+ticket number. With the patch a message whose id is already in the conversation is
+not processed again; the answer the conversation holds for it is sent once more.
+
 Installed by bot.rasa_server, the entry point the launcher starts Rasa with,
 before Rasa loads anything; `install()` is idempotent. The patch replaces a
 private method of one Rasa release: on any other release it is not installed
@@ -45,6 +53,10 @@ _abort_installed = False
 _failed_actions: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "failed_actions", default=None
 )
+
+
+class MessageAlreadyHandled(Exception):
+    """The message's id is in the conversation already: its answer was replayed."""
 
 
 class ActionServerFailed(Exception):
@@ -135,7 +147,59 @@ def _install_abort() -> None:
     RemoteAction.run = run  # type: ignore[method-assign]
     MessageProcessor._run_prediction_loop = _run_prediction_loop  # type: ignore[method-assign]
     _no_tracker_store_fallback()
+    _answer_each_message_once()
     _abort_installed = True
+
+
+def earlier_answer(events: Any, message_id: str | None) -> list[dict[str, Any]] | None:
+    """The bot messages that answered the user message `message_id` in `events`
+    (Rasa events of one conversation); None when that message is not among them."""
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    if not message_id:
+        return None
+    answer: list[dict[str, Any]] | None = None
+    for event in events:
+        if isinstance(event, UserUttered):
+            if answer is not None:
+                break  # the next message: its answer ends here
+            if event.message_id == message_id:
+                answer = []
+        elif answer is not None and isinstance(event, BotUttered):
+            answer.append(event.message())
+    return answer
+
+
+def _answer_each_message_once() -> None:
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.processor import MessageProcessor
+
+    handle_message = MessageProcessor.handle_message
+    handle_message_with_tracker = MessageProcessor._handle_message_with_tracker
+
+    async def _handle_message_with_tracker(
+        self: MessageProcessor, message: Any, tracker: Any
+    ) -> None:
+        # Called with the conversation's lock held (Agent.handle_message) and the
+        # tracker just read: no other server can be saving this message meanwhile.
+        answer = earlier_answer(tracker.events, message.message_id)
+        if answer is None:
+            return await handle_message_with_tracker(self, message, tracker)
+        for bot_message in answer:
+            await message.output_channel.send_response(message.sender_id, bot_message)
+        raise MessageAlreadyHandled(message.message_id)
+
+    async def _handle_message(self: MessageProcessor, message: Any) -> Any:
+        try:
+            return await handle_message(self, message)
+        except MessageAlreadyHandled:
+            logger.info("message %s was answered before: its answer sent again", message.message_id)
+            if isinstance(message.output_channel, CollectingOutputChannel):
+                return message.output_channel.messages
+            return None
+
+    MessageProcessor._handle_message_with_tracker = _handle_message_with_tracker  # type: ignore[method-assign]
+    MessageProcessor.handle_message = _handle_message  # type: ignore[method-assign]
 
 
 class TrackerStoreFailed(Exception):

@@ -193,3 +193,80 @@ async def test_a_failing_tracker_store_fails_the_turn_instead_of_faking_it(monke
     with pytest.raises(rasa_patches.TrackerStoreFailed, match="database down"):
         await store.save(DialogueStateTracker("resident", []))
     assert await store.fallback_tracker_store.retrieve("resident") is None  # nothing faked
+
+
+def test_the_answer_of_a_message_is_found_by_its_id():
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+
+    events = [
+        UserUttered("暖气不热", message_id="m1"),
+        BotUttered("您住在哪个小区？"),
+        ActionExecuted("action_listen"),
+        UserUttered("是", message_id="m2"),
+        ActionExecuted("action_submit_report"),
+        BotUttered("已为您登记，编号 20261207-0001", data={"buttons": [{"title": "查询"}]}),
+        BotUttered("还有别的吗"),
+        UserUttered("谢谢", message_id="m3"),
+    ]
+    answer = rasa_patches.earlier_answer(events, "m2")
+    assert [m["text"] for m in answer] == ["已为您登记，编号 20261207-0001", "还有别的吗"]
+    assert answer[0]["buttons"] == [{"title": "查询"}]
+    assert rasa_patches.earlier_answer(events, "m3") == []  # in the log, not answered
+    assert rasa_patches.earlier_answer(events, "m4") is None
+    assert rasa_patches.earlier_answer(events, None) is None
+
+
+async def test_a_message_already_in_the_conversation_is_answered_again_not_processed(
+    monkeypatch,
+):
+    """A WeChat retry reaching a server after another one saved the turn (and died
+    before answering): the same answer, not a second reading of "是"."""
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    processed: list[str] = []
+
+    async def handle_with_tracker(self, message, tracker):
+        processed.append(message.message_id)
+        tracker.update(UserUttered(message.text, message_id=message.message_id))
+
+    async def handle_message(self, message):  # Rasa's: read, log the message, predict
+        tracker = self.tracker
+        await self._handle_message_with_tracker(message, tracker)
+        tracker.update(BotUttered(f"答：{message.text}"))
+        await message.output_channel.send_text_message(message.sender_id, f"答：{message.text}")
+        return message.output_channel.messages
+
+    monkeypatch.setattr(MessageProcessor, "handle_message", handle_message)
+    monkeypatch.setattr(MessageProcessor, "_handle_message_with_tracker", handle_with_tracker)
+    for name in ("retrieve", "retrieve_full_tracker", "save"):
+        from rasa.core.tracker_store import FailSafeTrackerStore
+
+        monkeypatch.setattr(FailSafeTrackerStore, name, getattr(FailSafeTrackerStore, name))
+    monkeypatch.setattr(RemoteAction, "run", RemoteAction.run)
+    monkeypatch.setattr(
+        MessageProcessor, "_run_prediction_loop", MessageProcessor._run_prediction_loop
+    )
+    monkeypatch.setattr(rasa_patches, "_abort_installed", False)
+    assert rasa_patches.install(abort_turn_on_action_failure=True)
+
+    class Processor:
+        tracker = DialogueStateTracker("resident", [])
+        handle_message = MessageProcessor.handle_message
+        _handle_message_with_tracker = MessageProcessor._handle_message_with_tracker
+
+    processor = Processor()
+
+    async def say(text: str, message_id: str) -> list[str]:
+        message = UserMessage(text, CollectingOutputChannel(), "resident", message_id=message_id)
+        return [m["text"] for m in await processor.handle_message(message)]
+
+    assert await say("是", "m1") == ["答：是"]
+    assert await say("是", "m1") == ["答：是"]  # the retry: the answer again
+    assert await say("是", "m2") == ["答：是"]  # the same words, a new message
+    assert processed == ["m1", "m2"]
+    assert [e.message_id for e in processor.tracker.events if isinstance(e, UserUttered)] == [
+        "m1",
+        "m2",
+    ]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANNEL_INTENTS = {"share_location", "share_photo", "voice_unrecognised", "unsupported_message"}
 # Intents of features beyond the taxonomy contract (reported to the spec owner):
 # consultations (issue 11) and a resident's own data (issue 15).
-LOCAL_INTENTS = {"answer_consultation", "ask_my_data", "delete_my_data"}
+LOCAL_INTENTS = {"answer_consultation", "ask_guide", "ask_my_data", "delete_my_data"}
 
 
 def load_examples() -> dict[str, list[str]]:

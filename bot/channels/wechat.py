@@ -301,13 +301,14 @@ class WeChatInput(InputChannel):
         credentials = credentials or {}
         known = set(WeChatConfig.__dataclass_fields__)
         overrides = {k: v for k, v in credentials.items() if k in known}
-        from bot.coordination import get_shared_state
+        from bot.coordination import get_deployment_state, get_shared_state
         from bot.notify.outbox import pop_deferred_notices_from_store
 
         return cls(
             WeChatConfig.from_settings(**overrides),
             deferred_notices=pop_deferred_notices_from_store,
             shared=get_shared_state(),
+            token_state=get_deployment_state(),
             busy_text=domain_reply("utter_busy"),
         )
 
@@ -319,6 +320,7 @@ class WeChatInput(InputChannel):
         exchanges: ExchangeStore | None = None,
         deferred_notices: DeferredNotices | None = None,
         shared: SharedState | None = None,
+        token_state: SharedState | None = None,
         busy_text: str = "",
     ) -> None:
         self.config = config or WeChatConfig.from_settings()
@@ -340,8 +342,13 @@ class WeChatInput(InputChannel):
                 self.config.appid or "",
                 previous_aes_keys=self.config.previous_aes_keys,
             )
+        # The access token is the deployment's, also without Redis (`make run`'s
+        # web app and action server use the account too): `token_state`.
         self.api = api or WeChatApiClient(
-            self.config.appid, self.config.app_secret, self.config.api_base, shared=shared
+            self.config.appid,
+            self.config.app_secret,
+            self.config.api_base,
+            shared=token_state if token_state is not None else shared,
         )
         self.exchanges = exchanges or InMemoryExchangeStore(
             ttl_seconds=self.config.dedup_ttl_seconds
@@ -362,7 +369,10 @@ class WeChatInput(InputChannel):
         bp = Blueprint("wechat_webhook", __name__)
 
         @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
+        async def health(request: Request) -> HTTPResponse:
+            # the load balancer's check: a server without a model yet gets no messages
+            if not _agent_ready(request):
+                return response.json({"status": "no model loaded"}, status=503)
             return response.json({"status": "ok"})
 
         @bp.route("/webhook", methods=["GET"])
@@ -412,7 +422,14 @@ class WeChatInput(InputChannel):
             logger.warning("wechat webhook: malformed body: %s", exc)
             return response.text("bad request", status=400)
 
-        text = await self.handle(incoming, on_new_message, encrypted=encrypted, started=started)
+        if _agent_ready(request):
+            text = await self.handle(incoming, on_new_message, encrypted=encrypted, started=started)
+        else:
+            # Rasa ignores messages, silently, until its model is loaded (a server just
+            # started while the model server was down): the resident is told, and the
+            # retry may reach a server that has one.
+            logger.warning("wechat: no model loaded yet: %s answered busy", incoming.from_user)
+            text = self.busy_text
         if not text:
             return _success()
         reply = build_text_reply(incoming, text)
@@ -692,6 +709,13 @@ def domain_reply(name: str, domain_path: str | None = None) -> str:
     except (OSError, yaml.YAMLError, AttributeError):
         logger.exception("wechat: reply %s not read from %s", name, path)
         return ""
+
+
+def _agent_ready(request: Request) -> bool:
+    """Whether this Rasa server has a model to answer with."""
+    agent = getattr(request.app.ctx, "agent", None)
+    is_ready = getattr(agent, "is_ready", None)
+    return is_ready is None or bool(is_ready())
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

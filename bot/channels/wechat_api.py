@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from bot.coordination import SharedState, SharedStateUnavailable
+from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +70,11 @@ SHARED_REFRESH_LOCK_SECONDS = 15.0
 class WeChatApiClient:
     """Access-token cache plus `send_text`. One instance per account and process.
 
-    With `shared` state (bot.coordination; Redis when several processes run) every
-    process uses one token: WeChat invalidates the previous token when a new one is
-    fetched, so processes fetching their own would keep revoking each other's. The
-    refresh is done by one process under a lock; the others wait for its result.
+    With `shared` state (bot.coordination's deployment state, `for_deployment`:
+    Redis, or the database without it) every process uses one token: WeChat
+    invalidates the previous token when a new one is fetched, so processes fetching
+    their own would keep revoking each other's. The refresh is done by one process
+    under a lock; the others wait for its result.
     """
 
     def __init__(
@@ -97,6 +99,21 @@ class WeChatApiClient:
         self._expires_at = 0.0
         self._lock: asyncio.Lock | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_deployment(cls, settings: Settings | None = None, **kwargs: Any) -> WeChatApiClient:
+        """The configured account's client; its access token is the one every process
+        of the deployment shares (Redis, or the database without it)."""
+        from bot.coordination import get_deployment_state
+
+        settings = settings or get_settings()
+        return cls(
+            settings.wechat_appid,
+            settings.wechat_app_secret,
+            settings.wechat_api_base,
+            shared=get_deployment_state(settings),
+            **kwargs,
+        )
 
     @property
     def configured(self) -> bool:

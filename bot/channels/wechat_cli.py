@@ -47,9 +47,7 @@ def _wechat_menu_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
-    client = WeChatApiClient(
-        settings.wechat_appid, settings.wechat_app_secret, settings.wechat_api_base
-    )
+    client = WeChatApiClient.for_deployment(settings)
     if not client.configured:
         print("需要 WECHAT_APPID 和 WECHAT_APP_SECRET 才能创建菜单。", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 An upload is checked with `book.parse_guide` (every problem listed; a file with
 problems changes nothing). A valid one is previewed (its services, what changes
 against the community's current file, warnings) and kept in memory until the
-admin applies it (bot.routing.directory_admin.PendingUploads). Applying writes
+admin applies it (bot.coordination.pending_uploads). Applying writes
 the very text previewed over the community's file in GUIDE_DIR, atomically, and
 only if that file has not changed since the preview.
 """

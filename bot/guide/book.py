@@ -57,6 +57,8 @@ SERVICE_FIELDS = (
 REQUIRED_SERVICE = ("name", "keywords", "materials", "where", "duration", "online")
 # Questions about the office itself ("社区几点上班", "居委会在哪"), not one service.
 OFFICE_WORDS = ("几点上班", "几点下班", "上班时间", "办公时间", "几点开门", "周末上班", "在哪办公")
+# "居委会在哪", "社区电话多少", "服务中心的座机号码"
+OFFICE_QUESTION = re.compile(r"(社区|居委会|服务中心).{0,4}(在哪|电话|号码|座机)")
 
 
 class GuideError(ValueError):
@@ -342,15 +344,34 @@ def find(guide: Guide, text: str, category: str | None = None) -> Match | None:
             key = _key(word)
             if key and key in said and (best is None or len(key) > best[0]):
                 best = (len(key), service)
+    if best is None:
+        best = _sounds_like(guide, said)
     if best is not None:
         return Match(guide, best[1])
     if category:
         service = guide.for_category(category)
         if service is not None:
             return Match(guide, service)
-    if any(word in said for word in OFFICE_WORDS) or re.search(r"(社区|居委会).{0,4}在哪", said):
+    if any(word in said for word in OFFICE_WORDS) or OFFICE_QUESTION.search(said):
         return Match(guide, None)
     return None
+
+
+def _sounds_like(guide: Guide, said: str) -> tuple[int, Service] | None:
+    """The service a keyword of which the question spells with homophones (低宝 for
+    低保, 措施停车 for 错时停车, typed pinyin): phone keyboards offer every
+    character of the right sound. Whole syllables only, two at least."""
+    from bot.nlu.pinyin import to_pinyin
+
+    heard = f" {to_pinyin(said)} "
+    best: tuple[int, Service] | None = None
+    for service in guide.services:
+        for word in (*service.keywords, service.name):
+            sound = to_pinyin(_key(word))
+            syllables = len(sound.split())
+            if syllables >= 2 and f" {sound} " in heard and (best is None or syllables > best[0]):
+                best = (syllables, service)
+    return best
 
 
 def materials_text(service: Service) -> str:

@@ -362,12 +362,7 @@ async def deliver_due(
         return DeliveryReport()
     own_wechat = wechat is None
     if wechat is None:
-        wechat = WeChatApiClient(
-            settings.wechat_appid,
-            settings.wechat_app_secret,
-            settings.wechat_api_base,
-            timeout_seconds=timeout_seconds,
-        )
+        wechat = WeChatApiClient.for_deployment(settings, timeout_seconds=timeout_seconds)
     limiter = limiter or _default_limiter
     ctx = _Context(
         engine=engine,
@@ -398,7 +393,7 @@ async def deliver_due(
 async def run_sender(app: web.Application, stop: asyncio.Event | None = None) -> None:
     """Deliver due notifications every `notify_interval_seconds` until `stop` is set
     (the round in progress is finished first) or the task is cancelled."""
-    from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS, SHARED_STATE
+    from bot.web.keys import CONVERSATION_LOG, ENGINE, HTTP, SETTINGS
 
     settings: Settings = app[SETTINGS]
     log = app.get(CONVERSATION_LOG)
@@ -406,12 +401,7 @@ async def run_sender(app: web.Application, stop: asyncio.Event | None = None) ->
     interval = settings.notify_interval_seconds
     stop = stop or asyncio.Event()
     # The token is the deployment's (shared with the Rasa servers' channel).
-    wechat = WeChatApiClient(
-        settings.wechat_appid,
-        settings.wechat_app_secret,
-        settings.wechat_api_base,
-        shared=app.get(SHARED_STATE),
-    )
+    wechat = WeChatApiClient.for_deployment(settings)
     try:
         while not stop.is_set():
             try:

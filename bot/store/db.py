@@ -128,10 +128,11 @@ def session_scope(engine: Engine | None = None, readonly: bool = False) -> Itera
 
 
 @cache
-def _engine_for(url: str) -> Engine:
+def engine_for(url: str) -> Engine:
+    """The engine of this process for `url`, created once."""
     return make_engine(url)
 
 
 def get_engine() -> Engine:
     """The engine of this process for `settings.database_url`, created once."""
-    return _engine_for(get_settings().database_url)
+    return engine_for(get_settings().database_url)

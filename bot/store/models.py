@@ -227,6 +227,28 @@ class Counter(Base):
     value = Column(BigInteger, nullable=False, default=0)
 
 
+class SharedValue(Base):
+    """A key of the shared state kept in the database (bot.coordination.database_engine):
+    what the processes of `make run` share when there is no Redis."""
+
+    __tablename__ = "shared_values"
+
+    key = Column(String(255), primary_key=True)
+    value = Column(Text, nullable=False)
+    expires_at = Column(Float, nullable=False)  # seconds since the epoch
+
+
+class SharedWindowStamp(Base):
+    """A member of a window of the database's shared state, with its time."""
+
+    __tablename__ = "shared_window_stamps"
+
+    key = Column(String(255), primary_key=True)
+    member = Column(String(255), primary_key=True)
+    stamp = Column(Float, nullable=False)
+    expires_at = Column(Float, nullable=False)
+
+
 class Ticket(TimestampMixin, Base):
     """One matter reported by a resident, routed to a grid or a community."""
 

@@ -164,10 +164,7 @@ def _wechat_api() -> Any:
     if _wechat_client is None:
         from bot.channels.wechat_api import WeChatApiClient
 
-        settings = get_settings()
-        _wechat_client = WeChatApiClient(
-            settings.wechat_appid, settings.wechat_app_secret, settings.wechat_api_base
-        )
+        _wechat_client = WeChatApiClient.for_deployment(get_settings())
     return _wechat_client
 
 

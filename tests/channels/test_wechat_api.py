@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 from bot.channels.wechat_api import SendResult, SendStatus, WeChatApiClient
+from bot.settings import load_settings
 from tests.fakes import APP_SECRET, APPID, FakeWeChatApi
 
 
@@ -237,3 +239,30 @@ async def test_media_retries_once_with_a_fresh_token(fake_wechat_api: FakeWeChat
     finally:
         await api.close()
     assert media.data == PNG_1PX and len(fake_wechat_api.token_requests) == 2
+
+
+async def test_processes_without_redis_share_the_token_through_the_database(
+    fake_wechat_api: FakeWeChatApi, db_url: str
+) -> None:
+    # `make run`: the Rasa server, the action server and the web app share no Redis
+    settings = replace(
+        load_settings(),
+        redis_url=None,
+        database_url=db_url,
+        wechat_api_base=fake_wechat_api.url,
+        wechat_appid=APPID,
+        wechat_app_secret=APP_SECRET,
+    )
+    processes = [WeChatApiClient.for_deployment(settings) for _ in range(3)]
+    try:
+        assert all(api.shared is not None and api.shared.name == "database" for api in processes)
+        first = await asyncio.gather(
+            *(api.send_text(f"o{i}", "hi") for i, api in enumerate(processes))
+        )
+        fake_wechat_api.current_token = "REVOKED"
+        again = await asyncio.gather(*(api.send_text("oX", "again") for api in processes))
+    finally:
+        for api in processes:
+            await api.close()
+    assert all(r.ok for r in first + again)
+    assert len(fake_wechat_api.token_requests) == 2  # once, and once after WeChat revoked it

@@ -257,3 +257,28 @@ def test_yes_and_no_are_read_in_the_context_of_the_question(rasa_stack):
     assert "继续为您办理" in resident.say("算了 不撤了")
     statuses = [t["status"] for t in tickets_of(db, resident.sender)]
     assert statuses == ["open", "open"]
+
+
+def test_asking_how_is_answered_from_the_communitys_guide(rasa_stack):
+    """Issue 11: asking how gets the guide at once, no ticket; an unknown
+    community is asked for and the question answered when it is named."""
+    resident = Resident(rasa_stack.rasa_url)
+    reply = resident.say("和平新村社区开居住证明要带啥")
+    assert "本人身份证原件" in reply and "便民服务窗口" in reply
+
+    other = Resident(rasa_stack.rasa_url)
+    assert "哪个社区" in other.say("社区几点上班啊")
+    reply = other.say("裕园小区9号楼")
+    assert "裕园9号楼东侧平房" in reply and "8:30-12:00" in reply
+    assert tickets_of(rasa_stack.database_url, resident.sender) == []
+    assert tickets_of(rasa_stack.database_url, other.sender) == []
+
+
+def test_asking_to_have_it_done_offers_the_list_and_opens_the_ticket(rasa_stack):
+    resident = Resident(rasa_stack.rasa_url)
+    reply = resident.say("和平新村3号楼2单元501 帮俺开个居住证明 孩子上学用")
+    assert "办理居住证明需要带" in reply and "本人身份证原件" in reply
+    assert "确认提交吗" in reply
+    assert TICKET_NUMBER.search(resident.say("是"))
+    [ticket] = tickets_of(rasa_stack.database_url, resident.sender)
+    assert ticket["category_code"] == "CERTIFICATE"

@@ -48,8 +48,8 @@ def test_scores_survive_json():
 
 def test_the_held_out_set_of_the_project():
     holdout = load_holdout("tests/data/holdout_*.yml")
-    assert len(holdout.examples) == 192
-    assert len(set(holdout.intents)) == 24
+    assert len(holdout.examples) == 195
+    assert len(set(holdout.intents)) == 25
     assert len(holdout.files) == 2
     assert holdout.hash == load_holdout("tests/data/holdout_*.yml").hash
 

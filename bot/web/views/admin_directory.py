@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.accounts import CurrentWorker
+from bot.coordination.pending_uploads import PendingUploads
 from bot.routing.directory import DirectoryError
 from bot.routing.directory_admin import (
     MAX_UPLOAD,
-    PendingUploads,
     StalePreview,
     apply_upload,
     directory_overview,
@@ -20,6 +19,7 @@ from bot.routing.directory_admin import (
 from bot.web.db import run_db
 from bot.web.keys import SHARED_STATE
 from bot.web.views.admin import admin_only, render
+from bot.web.views.admin_uploads import UploadFlow, UploadWords
 
 PENDING = web.AppKey("admin.pending_directory", PendingUploads)
 
@@ -57,6 +57,23 @@ async def _directory_page(
     )
 
 
+FLOW = UploadFlow(
+    pending=PENDING,
+    route="admin_directory",
+    page=_directory_page,
+    words=UploadWords(
+        choose_file="请选择要上传的网格目录文件（YAML）。",
+        refused="文件未通过检查，网格目录没有任何修改。",
+        expired="这次上传的预览已失效（超时或已导入），请重新上传文件。",
+        stale="预览之后网格目录已被修改（可能是其他管理员导入的），请重新上传并核对变更。",
+    ),
+    max_bytes=MAX_UPLOAD,
+    default_filename="directory.yml",
+    refusal=DirectoryError,
+    stale=StalePreview,
+)
+
+
 @admin_only
 async def directory_page(request: web.Request) -> web.StreamResponse:
     message = DONE_MESSAGES.get(request.query.get("done", ""), "")
@@ -73,26 +90,13 @@ async def directory_page(request: web.Request) -> web.StreamResponse:
 
 @admin_only
 async def directory_preview(request: web.Request) -> web.StreamResponse:
-    worker: CurrentWorker = request["worker"]
-    form = await request.post()
-    upload = form.get("file")
-    if not isinstance(upload, web.FileField):
-        return await _directory_page(
-            request, error="请选择要上传的网格目录文件（YAML）。", status=400
-        )
-    filename = (upload.filename or "directory.yml")[:200]
-    raw = upload.file.read(MAX_UPLOAD + 1)
-    try:
-        preview = await run_db(request.app, lambda s: preview_upload(s, raw), readonly=True)
-    except DirectoryError as error:
-        return await _directory_page(
-            request,
-            problems=error.problems,
-            filename=filename,
-            error="文件未通过检查，网格目录没有任何修改。",
-            status=400,
-        )
-    upload_id = request.app[PENDING].add(worker.id, filename, preview.text, preview.revision)
+    checked = await FLOW.check(
+        request, lambda raw: run_db(request.app, lambda s: preview_upload(s, raw), readonly=True)
+    )
+    if isinstance(checked, web.Response):
+        return checked
+    filename, preview = checked
+    upload_id = FLOW.keep(request, filename, preview.text, preview.revision)
     return render(
         request,
         "admin/directory_preview.html",
@@ -107,37 +111,10 @@ async def directory_preview(request: web.Request) -> web.StreamResponse:
 
 @admin_only
 async def directory_apply(request: web.Request) -> web.StreamResponse:
-    worker: CurrentWorker = request["worker"]
-    form = await request.post()
-    upload_id = str(form.get("upload", ""))[:64]
-    pending = request.app[PENDING]
-    if form.get("cancel"):
-        pending.discard(upload_id)
-        raise web.HTTPSeeOther(
-            request.app.router["admin_directory"].url_for().with_query(done="cancelled")
-        )
-    item = pending.get(upload_id, worker.id)
-    if item is None:
-        return await _directory_page(
-            request, error="这次上传的预览已失效（超时或已导入），请重新上传文件。", status=409
-        )
-    try:
-        changes = await run_db(request.app, lambda s: apply_upload(s, item.text, item.revision))
-    except StalePreview:
-        pending.discard(upload_id)
-        return await _directory_page(
-            request,
-            error="预览之后网格目录已被修改（可能是其他管理员导入的），请重新上传并核对变更。",
-            status=409,
-        )
-    except DirectoryError as error:  # cannot happen: it was checked at upload
-        pending.discard(upload_id)
-        return await _directory_page(
-            request, problems=error.problems, error="文件未通过检查，没有修改。", status=400
-        )
-    pending.discard(upload_id)
-    raise web.HTTPSeeOther(
-        request.app.router["admin_directory"]
-        .url_for()
-        .with_query(done="applied", changes=str(len(changes)))
+    changes = await FLOW.apply(
+        request,
+        lambda item: run_db(request.app, lambda s: apply_upload(s, item.text, item.revision)),
     )
+    if isinstance(changes, web.Response):
+        return changes
+    raise FLOW.done(request, "applied", changes=str(len(changes)))

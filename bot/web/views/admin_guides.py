@@ -9,12 +9,12 @@ import asyncio
 
 from aiohttp import web
 
-from bot.accounts import CurrentWorker
+from bot.coordination.pending_uploads import PendingUploads
 from bot.guide import admin as guide_admin
 from bot.guide.book import GuideError
-from bot.routing.directory_admin import PendingUploads
 from bot.web.keys import SETTINGS, SHARED_STATE
 from bot.web.views.admin import admin_only, render
+from bot.web.views.admin_uploads import UploadFlow, UploadWords
 
 PENDING = web.AppKey("admin.pending_guide", PendingUploads)
 DONE_MESSAGES = {
@@ -54,6 +54,23 @@ async def _page(
     )
 
 
+FLOW = UploadFlow(
+    pending=PENDING,
+    route="admin_guides",
+    page=_page,
+    words=UploadWords(
+        choose_file="请选择要上传的办事指南文件（YAML）。",
+        refused="文件未通过检查，办事指南没有任何修改。",
+        expired="这次上传的预览已失效（超时或已应用），请重新上传文件。",
+        stale="预览之后该社区的办事指南已被修改（可能是其他管理员），请重新上传并核对。",
+    ),
+    max_bytes=guide_admin.MAX_UPLOAD,
+    default_filename="guide.yml",
+    refusal=GuideError,
+    stale=guide_admin.StaleGuide,
+)
+
+
 @admin_only
 async def guides_page(request: web.Request) -> web.StreamResponse:
     return await _page(request, message=DONE_MESSAGES.get(request.query.get("done", ""), ""))
@@ -61,26 +78,15 @@ async def guides_page(request: web.Request) -> web.StreamResponse:
 
 @admin_only
 async def guides_preview(request: web.Request) -> web.StreamResponse:
-    worker: CurrentWorker = request["worker"]
-    form = await request.post()
-    upload = form.get("file")
-    if not isinstance(upload, web.FileField):
-        return await _page(request, error="请选择要上传的办事指南文件（YAML）。", status=400)
-    filename = (upload.filename or "guide.yml")[:200]
-    raw = upload.file.read(guide_admin.MAX_UPLOAD + 1)
     directory = request.app[SETTINGS].guide_dir
-    try:
-        preview = await asyncio.to_thread(guide_admin.preview, raw, directory)
-    except GuideError as error:
-        return await _page(
-            request,
-            problems=error.problems,
-            filename=filename,
-            error="文件未通过检查，办事指南没有任何修改。",
-            status=400,
-        )
+    checked = await FLOW.check(
+        request, lambda raw: asyncio.to_thread(guide_admin.preview, raw, directory)
+    )
+    if isinstance(checked, web.Response):
+        return checked
+    filename, preview = checked
     # the target file's name rides along with the text (filename field of the upload)
-    upload_id = request.app[PENDING].add(worker.id, preview.file, preview.text, preview.revision)
+    upload_id = FLOW.keep(request, preview.file, preview.text, preview.revision)
     return render(
         request,
         "admin/guide_preview.html",
@@ -90,35 +96,13 @@ async def guides_preview(request: web.Request) -> web.StreamResponse:
 
 @admin_only
 async def guides_apply(request: web.Request) -> web.StreamResponse:
-    worker: CurrentWorker = request["worker"]
-    form = await request.post()
-    upload_id = str(form.get("upload", ""))[:64]
-    pending = request.app[PENDING]
-    target = request.app.router["admin_guides"].url_for()
-    if form.get("cancel"):
-        pending.discard(upload_id)
-        raise web.HTTPSeeOther(target.with_query(done="cancelled"))
-    item = pending.get(upload_id, worker.id)
-    if item is None:
-        return await _page(
-            request, error="这次上传的预览已失效（超时或已应用），请重新上传文件。", status=409
-        )
     directory = request.app[SETTINGS].guide_dir
-    try:
-        await asyncio.to_thread(
+    applied = await FLOW.apply(
+        request,
+        lambda item: asyncio.to_thread(
             guide_admin.apply, item.text, item.filename, item.revision, directory
-        )
-    except guide_admin.StaleGuide:
-        pending.discard(upload_id)
-        return await _page(
-            request,
-            error="预览之后该社区的办事指南已被修改（可能是其他管理员），请重新上传并核对。",
-            status=409,
-        )
-    except GuideError as error:  # cannot happen: it was checked at upload
-        pending.discard(upload_id)
-        return await _page(
-            request, problems=error.problems, error="文件未通过检查，没有修改。", status=400
-        )
-    pending.discard(upload_id)
-    raise web.HTTPSeeOther(target.with_query(done="applied"))
+        ),
+    )
+    if isinstance(applied, web.Response):
+        return applied
+    raise FLOW.done(request, "applied")

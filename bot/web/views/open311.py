@@ -196,8 +196,9 @@ async def _fields(request: web.Request) -> dict[str, str]:
     return fields
 
 
-@_answers_errors
-async def create_request(request: web.Request) -> web.Response:
+async def _write(request: web.Request, operation: Callable[..., answers.Answer]) -> web.Response:
+    """A keyed write (a new request, an update): `operation(session, fields, zone=,
+    taxonomy=)` answers it in one transaction."""
     fields = await _fields(request)
     if not (fields.get("api_key") or "").strip():
         # No database work for clients without a key.
@@ -206,9 +207,14 @@ async def create_request(request: web.Request) -> web.Response:
     taxonomy = get_taxonomy()
     answer = await run_db(
         request.app,
-        lambda session: submit.submit_request(session, fields, zone=zone, taxonomy=taxonomy),
+        lambda session: operation(session, fields, zone=zone, taxonomy=taxonomy),
     )
     return reply(request, answer)
+
+
+@_answers_errors
+async def create_request(request: web.Request) -> web.Response:
+    return await _write(request, submit.submit_request)
 
 
 @_answers_errors
@@ -226,16 +232,7 @@ async def list_updates(request: web.Request) -> web.Response:
 
 @_answers_errors
 async def post_update(request: web.Request) -> web.Response:
-    fields = await _fields(request)
-    if not (fields.get("api_key") or "").strip():
-        return reply(request, answers.errors(403, "api_key was not provided"))
-    zone = _zone(request)
-    taxonomy = get_taxonomy()
-    answer = await run_db(
-        request.app,
-        lambda session: updates.post_update(session, fields, zone=zone, taxonomy=taxonomy),
-    )
-    return reply(request, answer)
+    return await _write(request, updates.post_update)
 
 
 @_answers_errors

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bot.coordination import SharedState
+from bot.coordination.pending_uploads import PendingUploads
 from bot.routing import directory_admin
 from bot.routing.directory import apply_directory, directory_revision, parse_directory
-from bot.routing.directory_admin import PendingUploads, read_upload
+from bot.routing.directory_admin import read_upload
 from bot.routing.locator import get_locator
 from bot.store.db import session_scope
 from bot.store.models import Community, Grid, GridBuilding, Ticket, Worker
