@@ -32,6 +32,8 @@ import json
 import logging
 from typing import Any
 
+import sqlalchemy as sa
+import sqlalchemy.orm
 from rasa.core.tracker_store import RedisTrackerStore, SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.conversation import Dialogue
@@ -43,7 +45,9 @@ from rasa.shared.core.events import (
     SlotSet,
     UserUttered,
 )
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.trackers import DialogueStateTracker, TrackerEventDiffEngine
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +106,43 @@ def event_row(sender_id: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sqlite_log_engine(url: Any) -> Engine:
+    """An engine for a SQLite log file as bot.store.db makes them for the tickets:
+    WAL (the review inbox reads while Rasa writes), `synchronous = NORMAL` (a commit
+    no longer waits for the disk; at worst the last turns are lost on a power
+    failure, never on a crash of the process) and connections kept open."""
+    engine = sa.create_engine(
+        url,
+        poolclass=QueuePool,
+        connect_args={"check_same_thread": False, "timeout": 5},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    return engine
+
+
 class BoundedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore whose sessions end after `max_session_events` events."""
 
     def __init__(self, *args: Any, max_session_events: int | str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.max_session_events = int(max_session_events or DEFAULT_MAX_SESSION_EVENTS)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+            # Rasa's engine opens a connection per turn and commits in the
+            # rollback journal's way: the disk wait was most of a turn's wall time.
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = sqlite_log_engine(url)
+            self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         tracker = await super().retrieve(sender_id)
@@ -225,8 +260,6 @@ class BoundedRedisTrackerStore(RedisTrackerStore):
         if stored is not None and stored <= len(tracker.events):
             return list(tracker.events)[stored:]
         # a tracker this store did not hand out: compare with what is stored
-        from rasa.core.tracker_store import TrackerEventDiffEngine
-
         prior = await self.retrieve(tracker.sender_id)
         return TrackerEventDiffEngine.event_difference(prior, tracker)
 

@@ -63,9 +63,9 @@ def default_tracker_url(database_url: str) -> str:
     """Where Rasa's conversation log goes when TRACKER_DATABASE_URL is unset.
 
     On a database server it is the same database as the tickets. With SQLite it
-    is a file of its own beside the tickets' file: Rasa writes on every message
-    with its own engine (no WAL, no busy timeout), and keeping it apart means
-    it never holds the lock that a ticket is waiting for.
+    is a file of its own beside the tickets' file: Rasa writes on every message,
+    and keeping it apart means it never holds the lock that a ticket is waiting
+    for.
     """
     if database_url.startswith("sqlite:///"):
         path = Path(database_url[len("sqlite:///") :])

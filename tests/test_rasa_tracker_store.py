@@ -111,3 +111,28 @@ def test_an_erasure_turn_deletes_the_conversation_instead_of_saving_it(tmp_path)
 
     after = asyncio.run(next_turn())
     assert [e.text for e in after.events if isinstance(e, UserUttered)] == ["消息9"]
+
+
+def test_a_sqlite_log_is_in_wal_mode_and_readable_while_written(tmp_path):
+    """The review inbox (read-only) reads the log while Rasa writes; commits do not
+    wait for the disk (synchronous NORMAL, as for the tickets' database)."""
+    import json
+
+    from bot.conversation_log import ConversationLog
+
+    store = store_at(tmp_path / "tracker.db", max_events=100)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+    async def turns(first: int) -> None:
+        tracker = await store.retrieve("oLog") or DialogueStateTracker("oLog", DOMAIN.slots)
+        for i in range(first, first + 2):
+            one_turn(tracker, i)
+            await store.save(tracker)
+
+    log = ConversationLog(f"sqlite:///{tmp_path / 'tracker.db'}")
+    asyncio.run(turns(0))
+    assert [json.loads(row[3])["text"] for row in log.user_events(0, 10)] == ["消息0", "消息1"]
+    asyncio.run(turns(2))  # written while the reader's engine is open
+    assert len(log.user_events(0, 10)) == 4
