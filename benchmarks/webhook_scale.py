@@ -337,6 +337,7 @@ def report(args: argparse.Namespace, started: str, load: str, model: Path, rows:
                 fmt(s["p99_ms"]),
                 s["errors"],
                 f"{s['passive']} / {s['success']}",
+                f"{s['pushes']} / {s['pushes_expected']}",
                 s["over_5s"],
                 cpu_cell(row.phase),
                 f"{row.phase.load_before} → {row.phase.load_after}",
@@ -369,7 +370,7 @@ phase.
 {markdown_table(
     [
         "Rasa servers", "load", "messages", "answered msg/s", "p50 (ms)", "p95 (ms)",
-        "p99 (ms)", "errors", "passive / `success`", "≥ 5 s",
+        "p99 (ms)", "errors", "passive / `success`", "pushes arrived / expected", "≥ 5 s",
         "CPU ms/msg, all processes (rasa + actions + log writer + haproxy)",
         "load avg before → after",
     ],
