@@ -86,7 +86,8 @@ def haproxy_config(layout: ScaleLayout) -> str:
         "    timeout check 2s",
     ]
     kinds = (
-        ("rasa", layout.rasa_port, layout.rasa_servers, "/"),
+        # the WeChat channel's check fails until the server has a model to answer with
+        ("rasa", layout.rasa_port, layout.rasa_servers, "/webhooks/wechat/"),
         ("actions", layout.actions_port, layout.action_servers, "/health"),
         ("web", layout.web_port, layout.web_apps, "/healthz"),
     )

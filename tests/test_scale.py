@@ -42,6 +42,8 @@ def test_haproxy_config_checks_every_process(tmp_path: Path) -> None:
     assert "bind 127.0.0.1:15005" in text and "bind 127.0.0.1:18080" in text
     assert text.count(" check inter 1s") == 7
     assert "option httpchk GET /health\n" in text and "option httpchk GET /healthz" in text
+    # a Rasa server is in the balance once its WeChat channel has a model to answer with
+    assert "option httpchk GET /webhooks/wechat/\n" in text
     haproxy = scale.find_haproxy()
     if haproxy is None:
         pytest.skip("HAProxy not installed (make haproxy-deps): config not checked by it")

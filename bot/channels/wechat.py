@@ -369,7 +369,10 @@ class WeChatInput(InputChannel):
         bp = Blueprint("wechat_webhook", __name__)
 
         @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
+        async def health(request: Request) -> HTTPResponse:
+            # the load balancer's check: a server without a model yet gets no messages
+            if not _agent_ready(request):
+                return response.json({"status": "no model loaded"}, status=503)
             return response.json({"status": "ok"})
 
         @bp.route("/webhook", methods=["GET"])
@@ -419,7 +422,14 @@ class WeChatInput(InputChannel):
             logger.warning("wechat webhook: malformed body: %s", exc)
             return response.text("bad request", status=400)
 
-        text = await self.handle(incoming, on_new_message, encrypted=encrypted, started=started)
+        if _agent_ready(request):
+            text = await self.handle(incoming, on_new_message, encrypted=encrypted, started=started)
+        else:
+            # Rasa ignores messages, silently, until its model is loaded (a server just
+            # started while the model server was down): the resident is told, and the
+            # retry may reach a server that has one.
+            logger.warning("wechat: no model loaded yet: %s answered busy", incoming.from_user)
+            text = self.busy_text
         if not text:
             return _success()
         reply = build_text_reply(incoming, text)
@@ -699,6 +709,13 @@ def domain_reply(name: str, domain_path: str | None = None) -> str:
     except (OSError, yaml.YAMLError, AttributeError):
         logger.exception("wechat: reply %s not read from %s", name, path)
         return ""
+
+
+def _agent_ready(request: Request) -> bool:
+    """Whether this Rasa server has a model to answer with."""
+    agent = getattr(request.app.ctx, "agent", None)
+    is_ready = getattr(agent, "is_ready", None)
+    return is_ready is None or bool(is_ready())
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -41,6 +41,7 @@ class FakeRasa:
     replies: list[dict[str, Any]] = field(default_factory=lambda: [{"text": "好的"}])
     delay: float = 0.0
     fail: bool = False
+    ready: bool = True  # a model loaded (Rasa's agent.is_ready())
     calls: list[UserMessage] = field(default_factory=list)
     responder: Callable[[UserMessage], list[dict[str, Any]]] | None = None
 
@@ -126,7 +127,7 @@ async def wechat_server() -> AsyncIterator[ServerFactory]:
         channel = WeChatInput(WeChatConfig(**config), shared=shared, busy_text=busy_text)
         app = Sanic(f"wechat_test_{uuid.uuid4().hex}")
         # Mounted by Rasa's own `register`, whose handler calls agent.handle_message.
-        app.ctx.agent = SimpleNamespace(handle_message=rasa)
+        app.ctx.agent = SimpleNamespace(handle_message=rasa, is_ready=lambda: rasa.ready)
         register([channel], app, route="/webhooks/")
         # A socket bound here: Sanic turns port 0 into 8000.
         sock = socket.socket()

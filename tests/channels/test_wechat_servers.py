@@ -131,3 +131,22 @@ async def test_a_flood_from_one_openid_does_not_starve_other_residents(
     busy = [b for _, b in flooded if b != "success" and reply_content(b).startswith("系统忙")]
     flood_turns = len([m for m in rasa.calls if m.sender_id == "oFlood"])
     assert len(busy) >= 80 and flood_turns + len(busy) == 100
+
+
+async def test_a_server_without_a_model_says_busy_and_fails_its_health_check(
+    wechat_server: ServerFactory,
+) -> None:
+    """Rasa ignores messages, silently, until its model is loaded (started while the
+    model server was down): the resident reads "busy", the balancer skips the server."""
+    rasa = FakeRasa(ready=False)
+    server = await wechat_server(rasa=rasa)
+    status, body = await server.post_message("暖气不热", msg_id=4700)
+    assert status == 200 and reply_content(body).startswith("系统忙")
+    async with server.session.get(server.url + "/webhooks/wechat/") as health:
+        assert health.status == 503
+    assert rasa.calls == []
+    rasa.ready = True  # the model arrived: the retry is processed
+    status, body = await server.post_message("暖气不热", msg_id=4700)
+    assert status == 200 and reply_content(body) == "好的"
+    async with server.session.get(server.url + "/webhooks/wechat/") as health:
+        assert health.status == 200
