@@ -138,6 +138,8 @@ async def test_a_turn_whose_action_server_failed_is_abandoned(monkeypatch):
 
     monkeypatch.setattr(MessageProcessor, "_run_prediction_loop", prediction_loop)
     monkeypatch.setattr(RemoteAction, "run", RemoteAction.run)
+    for name in ("handle_message", "_handle_message_with_tracker"):  # patched too: restored
+        monkeypatch.setattr(MessageProcessor, name, getattr(MessageProcessor, name))
     monkeypatch.setattr(rasa_patches, "_abort_installed", False)
     assert rasa_patches.install(abort_turn_on_action_failure=True)
     tracker = DialogueStateTracker("resident", [])
@@ -177,6 +179,8 @@ async def test_a_failing_tracker_store_fails_the_turn_instead_of_faking_it(monke
     monkeypatch.setattr(
         MessageProcessor, "_run_prediction_loop", MessageProcessor._run_prediction_loop
     )
+    for name in ("handle_message", "_handle_message_with_tracker"):  # patched too: restored
+        monkeypatch.setattr(MessageProcessor, name, getattr(MessageProcessor, name))
     monkeypatch.setattr(rasa_patches, "_abort_installed", False)
     assert rasa_patches.install(abort_turn_on_action_failure=True)
 

@@ -94,3 +94,12 @@ def test_rasa_servers_pull_their_model_from_the_model_server(
     assert models.url == "http://127.0.0.1:18080/model-server/model.tar.gz"
     assert models.token == "tok"
     assert env["ACTION_ENDPOINT_URL"] == "http://127.0.0.1:15055/webhook"
+
+
+def test_a_dead_rasa_servers_lock_frees_within_a_wechat_exchange() -> None:
+    # A SIGKILLed Rasa server's ticket on a resident's conversation is never released:
+    # the next server waits for it to expire (Rasa's default: 60 s). WeChat's three
+    # tries span 15 s, and the answer is pushed once the turn runs: within 20 s the
+    # resident still reads it (tests/integration/test_faults.py waits 45 s at most).
+    env = scale.scale_environment(settings(), scale.ScaleLayout.of(settings()))
+    assert 0 < int(env["TICKET_LOCK_LIFETIME"]) <= 20

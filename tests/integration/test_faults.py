@@ -258,6 +258,20 @@ def test_reports_survive_killed_processes_and_a_database_outage(stack: ScaledSta
         for _said, read, _ in resident.seen:
             number = CONFIRMED.search(read)
             assert number is None or number.group(1) in numbers  # never a wrong one
+    # a "是" is answered by what it confirms (the ticket number, the summary after "还是
+    # …吗？"), or honestly (busy, "not registered this time"): never by something else,
+    # as "好的。还有什么需要帮忙的吗？" for a yes read a second time outside the form
+    honest = (BUSY, RETRY_YES, "确认提交吗")
+    wrong = [
+        (r.sender, read)
+        for r in residents
+        for said, read, _ in r.seen
+        if said == "是"
+        and read
+        and not CONFIRMED.search(read)
+        and not any(h in read for h in honest)
+    ]
+    assert not wrong, wrong
     assert sum(len(v) for v in confirmed.values()) >= len(residents)
     # during the faults residents read answers or the busy message, never nothing
     assert not silences, silences
@@ -316,8 +330,10 @@ def test_a_flood_from_one_openid_does_not_starve_other_residents(stack: ScaledSt
     with ThreadPoolExecutor(32) as pool:
 
         def flood() -> None:
-            while flooding.is_set():
+            sent = 0
+            while flooding.is_set() or sent < 100:  # a second's worth at least
                 pool.submit(flood_one)
+                sent += 1
                 time.sleep(0.01)
 
         flood_thread = threading.Thread(target=flood)
