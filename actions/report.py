@@ -111,23 +111,27 @@ class ActionStartReport(Action):
         text = original_text(tracker).strip()
         events = [e for e in clear_report() if e["name"] != "photos"]
         events += [SlotSet("category", category.code), SlotSet("category_label", category.label)]
-        events += self._address_events(tracker, text)
-        _acknowledge(dispatcher, category, domain, _community(events))
+        found, named = self._address_events(tracker, text)
+        events += found
+        _acknowledge(dispatcher, category, domain, _community(events) or named)
 
         if category.code == HANDOFF.code or not frontdesk.needs_more_detail(text, category):
             events.append(SlotSet("description", text[:MAX_DESCRIPTION] or category.label))
         return events
 
     @staticmethod
-    def _address_events(tracker: Tracker, text: str) -> list[EventType]:
-        """The address in the message, else the one known to confirm."""
+    def _address_events(tracker: Tracker, text: str) -> tuple[list[EventType], str | None]:
+        """The address in the message, else the one known to confirm; and the
+        community the message names ("裕园的 帮我开个证明"), for the guide."""
+        named = None
         try:
             in_message = frontdesk.locate_text(text)
             if frontdesk.is_usable(in_message) and in_message.building is not None:
                 return [
                     SlotSet("address", frontdesk.address_label(in_message)),
                     SlotSet("located", frontdesk.located_to_slot(in_message)),
-                ]
+                ], in_message.community
+            named = in_message.community if frontdesk.is_usable(in_message) else None
             known = _recent_location(tracker) or frontdesk.known_address(tracker.sender_id)
         except frontdesk.StoreUnavailable:
             known = None  # ask for the address; the ticket itself will retry
@@ -135,8 +139,8 @@ class ActionStartReport(Action):
             return [
                 SlotSet("known_address", frontdesk.address_label(known)),
                 SlotSet("located", frontdesk.located_to_slot(known)),
-            ]
-        return []
+            ], named
+        return [], named
 
 
 def _community(events: list[EventType]) -> str | None:

@@ -82,6 +82,23 @@ def test_a_service_request_is_offered_the_guides_list_before_the_ticket(demo_dat
     assert slot_events(events)["address"] == "和平新村社区3号楼2单元501室"
 
 
+def test_a_request_naming_only_the_community_gets_its_guides_list(demo_database):
+    dispatcher, events = run(
+        ActionStartReport(),
+        make_tracker("裕园小区的 帮俺开个居住证明", intent="request_certificate"),
+    )
+    assert responses(dispatcher) == ["utter_ack_category", "utter_guide_materials"]
+    assert "9号楼东侧" in dispatcher.messages[1]["where"]  # 裕园's window
+    assert slot_events(events)["address"] is None  # the form still asks where
+
+
+def test_without_a_community_the_general_checklist_is_offered(demo_database):
+    dispatcher, _ = run(
+        ActionStartReport(), make_tracker("帮俺开个居住证明", intent="request_certificate")
+    )
+    assert responses(dispatcher) == ["utter_ack_category", "utter_checklist_CERTIFICATE"]
+
+
 def test_a_complaint_gets_no_guide_list(demo_database):
     dispatcher, _ = run(
         ActionStartReport(),

@@ -40,6 +40,9 @@ def test_the_demo_guides_are_valid_and_cover_every_service_of_the_taxonomy() -> 
         ("居委会在哪", None),
         ("回迁选房要带什么", "棚改回迁"),
         ("夜间停车证去哪办", "错时停车"),
+        ("居委会电话多少", None),
+        ("低宝要啥材料", "低保申请"),  # a homophone typo: the keyword's sound
+        ("措时停车在哪半", "错时停车"),
     ],
 )
 def test_questions_find_their_entry(question: str, answer: str | None) -> None:
