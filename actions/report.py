@@ -230,6 +230,9 @@ class ValidateReportForm(FormValidationAction):
         try:
             return self._locate_answer(dispatcher, tracker, intent_of(tracker))
         except frontdesk.StoreUnavailable:
+            # The directory is out of reach (the database down): say so honestly; the
+            # form asks the same question again, and the answer is not counted as a miss.
+            dispatcher.utter_message(response="utter_busy")
             return {"address": None}
 
     def _locate_answer(

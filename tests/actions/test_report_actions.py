@@ -112,6 +112,20 @@ def test_extract_address_yes_and_no_to_the_known_address(demo_database):
     assert slots["address"] is None and slots["known_address"] is None
 
 
+def test_an_address_answered_while_the_database_is_down_is_told_busy(demo_database, monkeypatch):
+    # Without a word the resident's "是" to "还是…吗？" would get the same question again.
+    from bot import frontdesk
+
+    def down(*args, **kwargs):
+        raise frontdesk.StoreUnavailable("connection refused")
+
+    monkeypatch.setattr(frontdesk, "locate_text", down)
+    known = {"requested_slot": "address", "known_address": "裕园社区3号楼", "address_attempts": 1}
+    dispatcher, slots = extract(make_tracker("是", intent="affirm", slots=known))
+    assert responses(dispatcher) == ["utter_busy"]
+    assert slots["address"] is None and "address_attempts" not in slots
+
+
 def test_extract_address_gives_up_after_the_third_miss(demo_database):
     slots = {"requested_slot": "address"}
     for attempt in (1, 2):

@@ -53,6 +53,7 @@ class Resident:
     sender: str = field(default_factory=lambda: "oFault" + uuid.uuid4().hex[:22])
     seen: list[tuple[str, str, str]] = field(default_factory=list)  # (said, read, how)
     waited: list[float] = field(default_factory=list)  # seconds until each was read
+    log: list[str] = field(default_factory=list)  # a line per message, for failures
 
     def post(self, url: str, text: str, msg_id: int) -> requests.Response:
         xml = build_incoming_xml(text, user=self.sender, msg_id=msg_id)
@@ -91,23 +92,32 @@ class Resident:
                 how = "silence"
         self.seen.append((text, read, how))
         self.waited.append(time.monotonic() - said_at)
+        flat = read.replace("\n", " ")
+        shown = flat if len(flat) <= 90 else f"{flat[:50]}…{flat[-40:]}"
+        self.log.append(
+            f"{time.strftime('%H:%M:%S')} {msg_id} {text!r} -> {how} "
+            f"{time.monotonic() - said_at:.1f}s {shown!r}"
+        )
         return read
 
-    def report(self, max_steps: int = 10) -> str | None:
-        """One heating report to its end; the ticket number confirmed, if any."""
+    def report(self, max_messages: int = 40) -> str | None:
+        """One heating report to its end; the ticket number confirmed, if any. A
+        resident told to try again keeps at it (a 10 s outage is a dozen tries)."""
         text = REPORT
-        for _ in range(max_steps):
+        for _ in range(max_messages):
             read = self.say(text)
             confirmed = CONFIRMED.search(read)
             if confirmed:
                 return confirmed.group(1)
+            if BUSY in read or RETRY_YES in read or not read:
+                # told to send it again later (or heard nothing): a moment's pause
+                time.sleep(BUSY_PAUSE_SECONDS)
             if "确认提交吗" in read or ("还是" in read and "吗" in read) or RETRY_YES in read:
                 text = "是"
             elif "住在哪" in read or "地址" in read:
                 text = ADDRESS
             elif BUSY in read or not read:
-                # told to send it again later (or heard nothing): the same text again
-                time.sleep(BUSY_PAUSE_SECONDS)
+                pass  # the same text again
             else:
                 text = REPORT
         return None
@@ -253,8 +263,9 @@ def test_reports_survive_killed_processes_and_a_database_outage(stack: ScaledSta
         tickets = tickets_of(stack.database_url, resident.sender)
         numbers = [t["number"] for t in tickets]
         # 0 lost, 0 doubled: the tickets are exactly the confirmations the resident read
-        assert sorted(numbers) == sorted(confirmed[resident.sender]), resident.seen
-        assert active_loop(stack, resident.sender) in (None, "null"), resident.seen
+        story = "\n".join([f"tickets {tickets}", *resident.log])
+        assert sorted(numbers) == sorted(confirmed[resident.sender]), story
+        assert active_loop(stack, resident.sender) in (None, "null"), story
         for _said, read, _ in resident.seen:
             number = CONFIRMED.search(read)
             assert number is None or number.group(1) in numbers  # never a wrong one
@@ -262,16 +273,16 @@ def test_reports_survive_killed_processes_and_a_database_outage(stack: ScaledSta
     # …吗？"), or honestly (busy, "not registered this time"): never by something else,
     # as "好的。还有什么需要帮忙的吗？" for a yes read a second time outside the form
     honest = (BUSY, RETRY_YES, "确认提交吗")
-    wrong = [
-        (r.sender, read)
+    wrong = {
+        r.sender: "\n".join(r.log)
         for r in residents
         for said, read, _ in r.seen
         if said == "是"
         and read
         and not CONFIRMED.search(read)
         and not any(h in read for h in honest)
-    ]
-    assert not wrong, wrong
+    }
+    assert not wrong, "\n\n".join(f"{sender}:\n{log}" for sender, log in wrong.items())
     assert sum(len(v) for v in confirmed.values()) >= len(residents)
     # during the faults residents read answers or the busy message, never nothing
     assert not silences, silences
