@@ -35,7 +35,7 @@ WECHAT_TRY_SECONDS = 5.0  # WeChat gives up on a request after 5 s and tries aga
 WECHAT_TRIES = 3
 PUSH_WAIT_SECONDS = 30.0
 BUSY_PAUSE_SECONDS = 0.5  # a resident told "busy" sends again a moment later, not at once
-RETRY_YES = "再回复“是”"  # utter_ticket_failed: the ticket could not be opened this time
+RETRY_YES = "再回复“是”"  # utter_ticket_failed: the ticket may not be opened this time
 
 
 @pytest.fixture(scope="module")
