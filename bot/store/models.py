@@ -256,6 +256,9 @@ class Ticket(TimestampMixin, Base):
     __table_args__ = (
         # Exactly once: a message redelivered by the messenger finds its ticket.
         UniqueConstraint("sender_id", "message_id", name="uq_tickets_sender_message"),
+        # Once per report too: its confirmation repeated by another message (after a
+        # lost turn), or two turns of one report at once, find the same ticket.
+        Index("uq_tickets_sender_report", "sender_id", "report_key", unique=True),
         CheckConstraint(_in_list("status", TICKET_STATUSES), name="status"),
         CheckConstraint(_in_list("level", LEVELS), name="level"),
         Index("ix_tickets_sender_status", "sender_id", "status"),
@@ -290,6 +293,7 @@ class Ticket(TimestampMixin, Base):
     channel = Column(String(32), nullable=True)
     sender_id = Column(String(128), nullable=False)
     message_id = Column(String(128), nullable=True)
+    report_key = Column(String(128), nullable=True)  # the message that started the report
     photos = Column(JSON, nullable=False, default=list)  # list[str]: media ids or URLs
     # the same fault reported by neighbours (bot.tickets.incidents)
     incident_id = Column(ForeignKey("incidents.id"), nullable=True, index=True)

@@ -159,27 +159,13 @@ def _by_message(session: Session, sender_id: str, message_id: str) -> Ticket | N
     ).scalar_one_or_none()
 
 
-# A report is opened once: confirming it again (after the turn that opened it was
-# lost to a crash or a database outage, so the conversation still asks) finds it
-# within this window by its report key.
-REPORT_KEY_WINDOW = timedelta(days=1)
-
-
-def _by_report(session: Session, sender_id: str, report_key: str, now: datetime) -> Ticket | None:
-    created = session.execute(
-        select(TicketEvent)
-        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-        .where(
-            Ticket.sender_id == sender_id,
-            Ticket.created_at >= now - REPORT_KEY_WINDOW,
-            TicketEvent.type == "created",
-        )
-        .order_by(TicketEvent.id)
-    ).scalars()
-    for event in created:
-        if (event.data or {}).get("report_key") == report_key:
-            return event.ticket
-    return None
+def _by_report(session: Session, sender_id: str, report_key: str) -> Ticket | None:
+    """The ticket of this report: a report is opened once, also when its confirmation
+    comes again in another message (the turn that opened it was lost to a crash or a
+    database outage, so the conversation still asks)."""
+    return session.execute(
+        select(Ticket).where(Ticket.sender_id == sender_id, Ticket.report_key == report_key)
+    ).scalar_one_or_none()
 
 
 def _category(code: str, taxonomy: Taxonomy | None) -> Category:
@@ -235,7 +221,7 @@ def open_ticket(
             return existing
     now = aware(now)
     if report_key:
-        existing = _by_report(session, sender_id, report_key, now)
+        existing = _by_report(session, sender_id, report_key)
         if existing is not None:
             return existing
 
@@ -265,6 +251,7 @@ def open_ticket(
                 channel=channel,
                 sender_id=sender_id,
                 message_id=message_id or None,
+                report_key=report_key or None,
                 photos=list(photos),
                 created_at=now,
                 updated_at=now,
@@ -296,7 +283,10 @@ def open_ticket(
             # neighbours' reports of the same fault become one incident
             incidents.link_new_ticket(session, ticket, now=now, taxonomy=taxonomy)
     except IntegrityError:
+        # Another delivery of the message, or another turn of the report, won the race.
         existing = _by_message(session, sender_id, message_id) if message_id else None
+        if existing is None and report_key:
+            existing = _by_report(session, sender_id, report_key)
         if existing is None:
             raise
         return existing

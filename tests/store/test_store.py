@@ -104,3 +104,36 @@ def test_times_are_aware_utc_in_python_and_naive_utc_in_the_database(engine) -> 
     assert kind.process_bind_param(shanghai, engine.dialect).tzinfo is None
     with pytest.raises(ValueError):
         kind.process_bind_param(datetime(2026, 11, 27), engine.dialect)
+
+
+def test_a_database_with_tickets_migrates_from_the_first_revision(tmp_path) -> None:
+    """Changing a table on SQLite copies it; the foreign keys onto tickets must not
+    refuse that once tickets exist (a deployment upgrading, not a new database)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001_initial")
+        connection.execute(
+            text(
+                "INSERT INTO tickets (id, number, category_code, kind, description, status,"
+                " level, due_at, channel, sender_id, photos, version, created_at, updated_at)"
+                " VALUES (1, '20260101-0001', 'HEATING', 'complaint', '暖气不热', 'open',"
+                " 'grid', '2026-01-02', 'wechat', 'oResident', '[]', 1,"
+                " '2026-01-01', '2026-01-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO ticket_events (ticket_id, type, actor, data, at) VALUES"
+                " (1, 'created', 'resident', '{\"report_key\": \"report:m1\"}', '2026-01-01')"
+            )
+        )
+    upgrade_to_head(engine)
+    with engine.connect() as connection:
+        ticket = connection.execute(text("SELECT number, report_key FROM tickets")).one()
+        events = connection.execute(text("SELECT count(*) FROM ticket_events")).scalar()
+        foreign_keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    engine.dispose()
+    assert tuple(ticket) == ("20260101-0001", "report:m1") and events == 1
+    assert foreign_keys == 1  # on again for the connection's next user

@@ -127,6 +127,34 @@ def test_concurrent_duplicates_open_one_ticket(engine) -> None:
         assert _count(s, Ticket) == 1
 
 
+def test_concurrent_confirmations_of_one_report_open_one_ticket(engine) -> None:
+    """Two turns of the same report at once (each its own message: a 是 and its
+    resend after a lost turn): the database's constraint on the report decides."""
+    threads = 6
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            with session_scope(engine) as s:
+                ticket = new_ticket(s, message_id=f"yes-{n}", report_key="report:start")
+                numbers.append(ticket.number)
+        except BaseException as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors
+    assert len(set(numbers)) == 1 and len(numbers) == threads
+    with session_scope(engine) as s:
+        assert _count(s, Ticket) == 1
+
+
 def test_race_loser_reads_the_winners_ticket(engine, monkeypatch) -> None:
     """The IntegrityError path: the pre-check misses, the insert collides."""
     with session_scope(engine) as s:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from bot.settings import get_settings
 from bot.store.db import is_sqlite, make_engine
+from bot.store.migrate import check_foreign_keys, migrating
 from bot.store.models import metadata
 
 config = context.config
@@ -81,8 +82,9 @@ def run_migrations_online() -> None:
         return
     engine = make_engine(_url())
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, migrating(connection):
             _run(connection)
+            check_foreign_keys(connection)
             connection.commit()
     finally:
         engine.dispose()
