@@ -5,7 +5,10 @@
 outside a form. What was asked is the tracker's pending question or, failing
 that, a resolved ticket waiting for 满意/不满意; the reading is
 bot.dialogue.questions.read_reply. Yes/no do what the question offered, an
-unclear answer gets the question again (once), never a ticket.
+unclear answer gets the question again (once), never a ticket. A yes to nothing
+right after a turn that opened a ticket gets that turn's confirmation again: the
+resident may be confirming the summary a second time, never having read the first
+answer (lost with a server that died after saving the turn).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bot.dialogue.yes_no import (
     RATING,
     RETRY_SUBMIT,
     Answer,
+    interpret,
 )
 from bot.rasa_tracker_store import ERASED_SLOT
 
@@ -45,6 +49,18 @@ ASK_RESPONSES = {
     ERASE_OPEN_TICKETS: "utter_ask_erase_open_tickets",
     ERASE_DATA: "utter_ask_erase_data",
 }
+# What a report's submission says (actions/report.py `submit`): a yes in the turn
+# right after it is most likely the summary confirmed again by a resident who never
+# read it (the answer lost with a server that died, or pushed too late).
+TICKET_OPENED_RESPONSES = frozenset(
+    {
+        "utter_ticket_opened_grid",
+        "utter_ticket_opened_office",
+        "utter_handoff_grid",
+        "utter_handoff_office",
+    }
+)
+NEIGHBOURS_RESPONSE = "utter_neighbours_reported_too"
 # The erase_data question's subject: what to do with open tickets.
 WITHDRAW_OPEN, KEEP_OPEN = "withdraw", "keep"
 
@@ -159,6 +175,33 @@ def _pending_rating(tracker: Tracker) -> PendingQuestion | None:
     return rating_question(pending.ticket_number, pending.category_label)
 
 
+def _is_yes(tracker: Tracker) -> bool:
+    return (
+        interpret(original_text(tracker), None, intent_of(tracker), confidence_of(tracker))
+        is Answer.YES
+    )
+
+
+def _ticket_just_opened(tracker: Tracker) -> list[str]:
+    """The previous turn's answer, when it opened a ticket: its texts; else []."""
+    users = 0
+    answer: list[dict] = []
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            users += 1
+            if users == 2:
+                break
+        elif users == 1 and event.get("event") == "bot":
+            answer.insert(0, event)
+    uttered = [(e.get("metadata") or {}).get("utter_action") for e in answer]
+    if not TICKET_OPENED_RESPONSES.intersection(uttered):
+        return []
+    kept = TICKET_OPENED_RESPONSES | {NEIGHBOURS_RESPONSE}
+    return [
+        e["text"] for e, name in zip(answer, uttered, strict=True) if name in kept and e.get("text")
+    ]
+
+
 class ActionAnswerQuestion(Action):
     """The resident's reply to the yes/no question pending."""
 
@@ -169,6 +212,13 @@ class ActionAnswerQuestion(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         question = PendingQuestion.from_slot(tracker.get_slot(QUESTION_SLOT))
+        confirmation = _ticket_just_opened(tracker) if question is None else []
+        if confirmation and _is_yes(tracker):
+            # the truth they may have missed (no database needed), not a puzzling
+            # "好的" that leaves them reporting it all over again
+            for text in confirmation:
+                dispatcher.utter_message(text=text)
+            return []
         if question is None or question.kind not in HANDLERS:
             try:
                 question = _pending_rating(tracker)

@@ -90,6 +90,9 @@ REMOTE_POLL_SECONDS = 0.05
 # waiting, a message is answered "busy" at once instead of queueing.
 DEFAULT_MAX_QUEUED_PER_SENDER = 3
 REMOTE_GRACE_SECONDS = 0.5
+# A retry answered `success` while another server held its message checks this often
+# whether that server is still alive (its claim renewed) until the answer exists.
+ORPHAN_POLL_SECONDS = 0.5
 
 # Intent triggers for input that is not text (the domain declares these intents).
 INTENT_VOICE_UNRECOGNISED = "voice_unrecognised"
@@ -491,26 +494,16 @@ class WeChatInput(InputChannel):
             if self._claim(key):
                 break  # this server processes it (no await since the local lookup)
             remote = await self._await_remote(key, started)
+            if remote == "":
+                # `success` told WeChat not to try again: should the server holding
+                # the message die before answering, this one answers it (pushed)
+                self._watch_holder(key, incoming, rasa_text, on_new_message, encrypted)
             if remote is not None:
                 return remote
             # None: the server that had it is gone; the loop claims it here.
 
-        def start() -> Exchange:
-            user_message = UserMessage(
-                rasa_text,
-                CollectingOutputChannel(),
-                incoming.from_user,
-                input_channel=CHANNEL_NAME,
-                message_id=incoming.dedup_key,
-                metadata=wechat_metadata(incoming, encrypted),
-            )
-            task = asyncio.ensure_future(self._run_owned(key, on_new_message, user_message))
-            return Exchange(key, task)
-
-        exchange, created = self.exchanges.get_or_create(key, start)
-        if created:
-            exchange.task.add_done_callback(lambda _t: self._on_done(exchange))
-        else:
+        exchange, created = self._exchange(key, incoming, rasa_text, on_new_message, encrypted)
+        if not created:
             logger.info("wechat retry of %s from %s", incoming.dedup_key, incoming.from_user)
 
         if exchange.delivery is Delivery.PUSH:
@@ -532,6 +525,81 @@ class WeChatInput(InputChannel):
             return exchange.reply_text()
         # Still running: answer `success` now; _on_done pushes unless a retry is waiting.
         return ""
+
+    def _exchange(
+        self,
+        key: ExchangeKey,
+        incoming: IncomingMessage,
+        rasa_text: str,
+        on_new_message: OnNewMessage,
+        encrypted: bool,
+    ) -> tuple[Exchange, bool]:
+        """This process's exchange of `key`, its Rasa turn started if it is new."""
+
+        def start() -> Exchange:
+            user_message = UserMessage(
+                rasa_text,
+                CollectingOutputChannel(),
+                incoming.from_user,
+                input_channel=CHANNEL_NAME,
+                message_id=incoming.dedup_key,
+                metadata=wechat_metadata(incoming, encrypted),
+            )
+            task = asyncio.ensure_future(self._run_owned(key, on_new_message, user_message))
+            return Exchange(key, task)
+
+        exchange, created = self.exchanges.get_or_create(key, start)
+        if created:
+            exchange.task.add_done_callback(lambda _t: self._on_done(exchange))
+        return exchange, created
+
+    def _watch_holder(
+        self,
+        key: ExchangeKey,
+        incoming: IncomingMessage,
+        rasa_text: str,
+        on_new_message: OnNewMessage,
+        encrypted: bool,
+    ) -> None:
+        task = asyncio.ensure_future(
+            self._take_over_if_orphaned(key, incoming, rasa_text, on_new_message, encrypted)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _take_over_if_orphaned(
+        self,
+        key: ExchangeKey,
+        incoming: IncomingMessage,
+        rasa_text: str,
+        on_new_message: OnNewMessage,
+        encrypted: bool,
+    ) -> None:
+        """A retry answered `success` while another server held its message: WeChat
+        sends no more tries, so if that server dies (its claim lapses unanswered),
+        nobody would ever answer. This server then processes the message and pushes
+        the answer (a turn the dead server saved is answered from the conversation,
+        bot.rasa_patches), instead of the resident hearing nothing."""
+        assert self.shared is not None
+        watch_until = time.monotonic() + self.shared.ttl_seconds
+        try:
+            while time.monotonic() < watch_until:
+                await asyncio.sleep(ORPHAN_POLL_SECONDS)
+                status, _ = self.shared.answer(key)
+                if status == "done":
+                    return  # its holder answered: it delivers (a push, or a later retry)
+                if status == "missing":
+                    if self.exchanges.get(key) is None and self._claim(key):
+                        logger.warning(
+                            "wechat: the server holding %s from %s died: answered here",
+                            key[1],
+                            key[0],
+                        )
+                        # nobody waits on this exchange: its answer is pushed when done
+                        self._exchange(key, incoming, rasa_text, on_new_message, encrypted)
+                    return
+        except SharedStateUnavailable:
+            return
 
     def _claim(self, key: ExchangeKey) -> bool:
         assert self.shared is not None

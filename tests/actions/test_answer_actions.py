@@ -115,6 +115,45 @@ def test_a_yes_to_nothing_in_particular(demo_database):
     assert responses(dispatcher) == ["utter_anything_else"]
 
 
+def _turn_that_opened(number: str) -> list[dict]:
+    return [
+        {"event": "user", "text": "是", "message_id": "m-yes"},
+        {"event": "action", "name": "action_submit_report"},
+        {
+            "event": "bot",
+            "text": f"已为您登记，编号 {number}。",
+            "metadata": {"utter_action": "utter_ticket_opened_grid"},
+        },
+        {
+            "event": "bot",
+            "text": "另外，这栋楼已有1位邻居反映了同样的问题。",
+            "metadata": {"utter_action": "utter_neighbours_reported_too"},
+        },
+        {"event": "action", "name": "action_listen"},
+    ]
+
+
+def test_a_yes_right_after_a_ticket_was_opened_gets_its_confirmation_again(demo_database):
+    """The resident never read the confirmation (the server died after saving the
+    turn) and says 是 again: they read the ticket number, no second report starts."""
+    tracker = make_tracker("是", "affirm", events=_turn_that_opened("20261207-0042"))
+    dispatcher, events = run(ActionAnswerQuestion(), tracker)
+    assert [m.get("text") for m in dispatcher.messages] == [
+        "已为您登记，编号 20261207-0042。",
+        "另外，这栋楼已有1位邻居反映了同样的问题。",
+    ]
+    assert events == [] and tickets(demo_database) == []
+
+
+def test_a_no_or_a_later_yes_after_a_ticket_is_not_a_confirmation(demo_database):
+    opened = _turn_that_opened("20261207-0042")
+    dispatcher, _ = run(ActionAnswerQuestion(), make_tracker("不是", "deny", events=opened))
+    assert responses(dispatcher) == ["utter_anything_else"]
+    later = [*opened, {"event": "user", "text": "谢谢"}, {"event": "bot", "text": "不客气"}]
+    dispatcher, _ = run(ActionAnswerQuestion(), make_tracker("是", "affirm", events=later))
+    assert responses(dispatcher) == ["utter_anything_else"]
+
+
 def test_submit_again_after_a_failure_reads_dialect_yes(demo_database):
     slots = confirmed_slots(pending_question=retry_submit_question().to_slot())
     dispatcher, _ = run(ActionAnswerQuestion(), make_tracker("中", "out_of_scope", slots))

@@ -100,6 +100,50 @@ async def test_a_dead_servers_message_is_taken_over_by_the_retry(
     assert rasa_calls(a, b) == 1 and loop.time() - began >= 0.25
 
 
+async def test_a_retry_told_success_answers_if_the_holder_dies_unanswered(
+    wechat_server: ServerFactory, shared_state: SharedState, fake_wechat_api: FakeWeChatApi
+) -> None:
+    """The retry on B gave up waiting (`success`: WeChat tries no more) while A still
+    held the message; A died before answering. B answers it, pushed, once."""
+    a, b = await two_servers(
+        wechat_server,
+        shared_state,
+        reply_deadline_seconds=0.2,
+        appid=APPID,
+        app_secret=APP_SECRET,
+        api_base=fake_wechat_api.url,
+    )
+    dead = SharedExchanges(shared_state, claim_ttl_seconds=0.8, instance="dead")
+    assert dead.claim((USER, "4550"))
+    xml = build_incoming_xml("是", user=USER, msg_id=4550)
+    assert await b.post_signed(xml) == (200, "success")
+    assert rasa_calls(a, b) == 0  # A's claim still stood
+    await fake_wechat_api.wait_for_sends(1)
+    await asyncio.sleep(0.8)
+    assert [s["json"]["text"]["content"] for s in fake_wechat_api.sends] == ["同一个回答"]
+    assert rasa_calls(a, b) == 1
+
+
+async def test_a_retry_told_success_leaves_a_living_holders_answer_to_it(
+    wechat_server: ServerFactory, shared_state: SharedState, fake_wechat_api: FakeWeChatApi
+) -> None:
+    a, b = await two_servers(
+        wechat_server,
+        shared_state,
+        delay=1.2,
+        reply_deadline_seconds=0.2,
+        appid=APPID,
+        app_secret=APP_SECRET,
+        api_base=fake_wechat_api.url,
+    )
+    xml = build_incoming_xml("是", user=USER, msg_id=4560)
+    assert await a.post_signed(xml) == (200, "success")
+    assert await b.post_signed(xml) == (200, "success")
+    await fake_wechat_api.wait_for_sends(1)
+    await asyncio.sleep(1.5)  # B watched A's claim renewed, then the answer stored
+    assert len(fake_wechat_api.sends) == 1 and rasa_calls(a, b) == 1
+
+
 async def test_shared_state_down_means_each_server_answers_alone(
     wechat_server: ServerFactory,
 ) -> None:
