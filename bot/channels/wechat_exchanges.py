@@ -15,7 +15,10 @@ REDIS_URL is set): the first server to see a message claims it, keeps the claim
 alive while Rasa works and then stores the answer; a retry reaching another server
 waits for that answer instead of calling Rasa again. Who delivers is claimed once:
 a retry waiting elsewhere claims the passive reply, else the owner claims the push.
-An owner that dies stops renewing its claim; the next retry then takes over.
+An owner that dies stops renewing its claim; the next retry then takes over. A
+retry answered `success` (WeChat then tries no more) while the owner still held the
+message keeps watching the claim: should it lapse unanswered, that server processes
+the message and pushes the answer.
 """
 
 from __future__ import annotations
