@@ -47,6 +47,7 @@ from bench_common import (
     OFFLINE_ENV,
     PROJECT_ROOT,
     RESULTS_DIR,
+    cpu_seconds,
     free_port,
     load_average,
     machine_line,
@@ -142,16 +143,6 @@ def redis_store(name: str, in_memory_locks: bool) -> Store:
 
 
 # -- processes ------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process so far (0 when it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

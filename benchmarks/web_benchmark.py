@@ -44,6 +44,7 @@ import aiohttp
 from bench_common import (
     PROJECT_ROOT,
     RESULTS_DIR,
+    cpu_seconds,
     free_port,
     load_average,
     machine_line,
@@ -165,12 +166,6 @@ class WebServer:
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 SERVER_PID: int | None = None  # set once the server runs; its CPU time is reported
 
 
@@ -183,7 +178,7 @@ async def time_calls(call: Call, calls: int, warmup: int = 3) -> dict[str, Any]:
             raise RuntimeError(f"status {status}: {body[:300]!r}")
     times = []
     size = 0
-    cpu_before = process_cpu_seconds(SERVER_PID) if SERVER_PID else None
+    cpu_before = cpu_seconds(SERVER_PID) if SERVER_PID else None
     for _ in range(calls):
         started = time.perf_counter()
         status, body = await call()
@@ -193,7 +188,7 @@ async def time_calls(call: Call, calls: int, warmup: int = 3) -> dict[str, Any]:
         size = len(body)
     cpu = None
     if cpu_before is not None and SERVER_PID:
-        cpu = (process_cpu_seconds(SERVER_PID) - cpu_before) * 1000 / calls
+        cpu = (cpu_seconds(SERVER_PID) - cpu_before) * 1000 / calls
     return {
         "server_cpu_ms": cpu,
         "p50": percentile(times, 50),

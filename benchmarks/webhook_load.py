@@ -61,6 +61,7 @@ from bench_common import (
     PROJECT_ROOT,
     README,
     RESULTS_DIR,
+    cpu_seconds,
     free_port,
     load_average,
     machine_line,
@@ -168,18 +169,11 @@ class Stack:
 
     def cpu_seconds(self) -> dict[str, float]:
         """user + system CPU seconds of each server process so far."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        out: dict[str, float] = {}
-        for service in self.services:
-            if service.process is None:
-                continue
-            try:
-                stat = Path(f"/proc/{service.process.pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            out[service.name] = (int(fields[11]) + int(fields[12])) / ticks
-        return out
+        return {
+            service.name: cpu_seconds(service.process.pid)
+            for service in self.services
+            if service.process is not None
+        }
 
 
 def credentials_file(workdir: Path, max_concurrent_turns: int | None) -> str:

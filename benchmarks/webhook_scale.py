@@ -49,6 +49,7 @@ from bench_common import (
     OFFLINE_ENV,
     PROJECT_ROOT,
     RESULTS_DIR,
+    cpu_seconds,
     free_port,
     load_average,
     machine_line,
@@ -90,18 +91,11 @@ class ScaledStack:
     log: Path
 
     def cpu_seconds(self) -> dict[str, float]:
-        ticks = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         for service in self.services:
-            if service.process is None:
-                continue
-            try:
-                stat = Path(f"/proc/{service.process.pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            kind = service.name.rstrip("0123456789")
-            out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+            if service.process is not None:
+                kind = service.name.rstrip("0123456789")
+                out[kind] = out.get(kind, 0.0) + cpu_seconds(service.process.pid)
         return out
 
 
