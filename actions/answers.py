@@ -182,8 +182,9 @@ def _is_yes(tracker: Tracker) -> bool:
     )
 
 
-def _ticket_just_opened(tracker: Tracker) -> list[str]:
-    """The previous turn's answer, when it opened a ticket: its texts; else []."""
+def _ticket_just_opened(tracker: Tracker) -> list[tuple[str, str]]:
+    """The previous turn's answer, when it opened a ticket: its (text, response)
+    pairs; else []."""
     users = 0
     answer: list[dict] = []
     for event in reversed(tracker.events):
@@ -198,7 +199,9 @@ def _ticket_just_opened(tracker: Tracker) -> list[str]:
         return []
     kept = TICKET_OPENED_RESPONSES | {NEIGHBOURS_RESPONSE}
     return [
-        e["text"] for e, name in zip(answer, uttered, strict=True) if name in kept and e.get("text")
+        (e["text"], name)
+        for e, name in zip(answer, uttered, strict=True)
+        if name in kept and e.get("text")
     ]
 
 
@@ -216,8 +219,9 @@ class ActionAnswerQuestion(Action):
         if confirmation and _is_yes(tracker):
             # the truth they may have missed (no database needed), not a puzzling
             # "好的" that leaves them reporting it all over again
-            for text in confirmation:
-                dispatcher.utter_message(text=text)
+            for text, response in confirmation:
+                # marked as that response again: another lost answer, another yes
+                dispatcher.utter_message(text=text, utter_action=response)
             return []
         if question is None or question.kind not in HANDLERS:
             try:

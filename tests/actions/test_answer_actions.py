@@ -143,6 +143,12 @@ def test_a_yes_right_after_a_ticket_was_opened_gets_its_confirmation_again(demo_
         "另外，这栋楼已有1位邻居反映了同样的问题。",
     ]
     assert events == [] and tickets(demo_database) == []
+    # the repeat is that confirmation again (for the next yes, should it be lost too)
+    assert responses(dispatcher) == [None, None]
+    assert [m.get("utter_action") for m in dispatcher.messages] == [
+        "utter_ticket_opened_grid",
+        "utter_neighbours_reported_too",
+    ]
 
 
 def test_a_no_or_a_later_yes_after_a_ticket_is_not_a_confirmation(demo_database):
