@@ -376,6 +376,12 @@ def _report_key(tracker: Tracker) -> str | None:
         elif seen_start and event.get("event") == "user":
             key = event.get("message_id")
             return f"report:{key}" if key else None
+        elif event.get("event") == "session_started" and not seen_start:
+            # The report began before this session (a long conversation's session is
+            # closed at a length bound, bot.rasa_tracker_store, carrying the report
+            # over): the session's start is as fixed as the report's first message.
+            stamp = event.get("timestamp")
+            return f"report:session-{stamp}" if stamp is not None else None
     return None
 
 

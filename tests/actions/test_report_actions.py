@@ -371,6 +371,25 @@ def test_a_report_confirmed_again_by_another_message_opens_one_ticket(demo_datab
     assert numbers[0] == numbers[1] and len(tickets(demo_database)) == 1
 
 
+def test_a_report_carried_into_a_new_session_is_still_one_ticket(demo_database):
+    """The conversation's session was closed at its length bound after the report
+    began (bot.rasa_tracker_store): its start is not in the tracker any more, and a
+    confirmation repeated after a lost answer still finds the ticket."""
+    restarted = [
+        {"event": "action", "name": "action_session_start"},
+        {"event": "session_started", "timestamp": 1796608237.5},
+        {"event": "action", "name": "action_listen"},
+    ]
+    numbers = [
+        run(
+            ActionSubmitReport(),
+            make_tracker("是", "affirm", confirmed_slots(), message_id=m, events=restarted),
+        )[0].messages[0]["ticket_number"]
+        for m in ("MSG-YES-1", "MSG-YES-2")
+    ]
+    assert numbers[0] == numbers[1] and len(tickets(demo_database)) == 1
+
+
 def test_a_resident_hears_that_neighbours_reported_it_too(demo_database):
     """Heating in one building within taxonomy.yml's incident window: the
     second and third reporters are told how many neighbours reported it."""
