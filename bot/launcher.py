@@ -150,21 +150,25 @@ def services(settings: Settings, model: Path, endpoints: str | None = None) -> l
             [sys.executable, "-m", "bot", "web"],
             f"http://127.0.0.1:{settings.web_port}/healthz",
         ),
-        # SLA escalation inside the running service: overdue tickets move
-        # grid -> community -> street, each step once, in the event log.
-        Service(
-            "escalation",
-            [
-                sys.executable,
-                "-m",
-                "bot",
-                "escalate",
-                "--every",
-                str(settings.escalation_interval_seconds),
-            ],
-            None,
-        ),
+        escalation_service(settings),
     ]
+
+
+def escalation_service(settings: Settings) -> Service:
+    """SLA escalation inside the running service: overdue tickets move
+    grid -> community -> street, each step once, in the event log."""
+    return Service(
+        "escalation",
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "escalate",
+            "--every",
+            str(settings.escalation_interval_seconds),
+        ],
+        None,
+    )
 
 
 def wait_healthy(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bot.launcher import (
     Service,
+    escalation_service,
     prepare_database,
     rasa_command,
     rasa_environment,
@@ -164,20 +165,7 @@ def scale_services(
     services.append(
         Service("conversation-log", [sys.executable, "-m", "bot", "conversation-log"], None)
     )
-    services.append(
-        Service(
-            "escalation",
-            [
-                sys.executable,
-                "-m",
-                "bot",
-                "escalate",
-                "--every",
-                str(settings.escalation_interval_seconds),
-            ],
-            None,
-        )
-    )
+    services.append(escalation_service(settings))
     return services
 
 
