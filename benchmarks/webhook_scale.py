@@ -67,6 +67,7 @@ from webhook_load import (
     FakeWeChatApi,
     Outcome,
     Phase,
+    Stack,
     build_requests,
     count_invalid,
     run_phase,
@@ -82,13 +83,8 @@ SECTION = "WeChat webhook scaled out"
 COMMAND = ".venv/bin/python benchmarks/webhook_scale.py"
 
 
-@dataclass
-class ScaledStack:
-    """webhook_load's Stack interface (rasa_url, cpu_seconds) on the scaled set-up."""
-
-    rasa_url: str
-    services: list[launcher.Service]
-    log: Path
+class ScaledStack(Stack):
+    """webhook_load's Stack on the scaled set-up: CPU summed per kind of process."""
 
     def cpu_seconds(self) -> dict[str, float]:
         out: dict[str, float] = {}
